@@ -1,0 +1,13 @@
+"""Lookahead optimizer (Zhang et al. 2019, arXiv 1907.08610) for every Keras.
+
+    model.compile(optimizer="adam", loss="mse")
+    Lookahead(k=5, alpha=0.5).inject(model)
+    model.fit(x, y)
+"""
+from keras_lookahead.compat import SUPPORTED, UnsupportedVersionError, supported_table
+from keras_lookahead.lookahead import Lookahead, remove
+
+__version__ = "0.1.0"
+
+__all__ = ["Lookahead", "remove", "SUPPORTED", "UnsupportedVersionError", "supported_table",
+           "__version__"]

@@ -1,0 +1,139 @@
+"""``Lookahead(k, alpha).inject(model)``: Lookahead inside a compiled model's own ``fit``."""
+from keras_lookahead import compat
+from keras_lookahead._patch import Patch
+from keras_lookahead._validation import check_alpha, check_k
+
+_ATTR = "_keras_lookahead"
+
+
+class Lookahead(object):
+    """Lookahead optimizer (Zhang et al., 2019), injected into a compiled Keras model.
+
+    The model's optimizer takes the fast steps as usual. After every ``k``-th update it applies,
+    the slow weights move ``slow += alpha * (fast - slow)`` and the fast weights are reset to
+    them, in one batched in-graph update that runs only on those steps.
+
+    Args:
+        k: int >= 1, the number of inner-optimizer updates between two syncs.
+        alpha: float in [0, 1], the slow weights' step size. ``alpha=1`` is the bare optimizer;
+            ``alpha=0`` resets the fast weights to the anchor at every sync.
+
+    Example:
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> Lookahead(k=5, alpha=0.5).inject(model)
+        >>> model.fit(x, y)
+
+    References:
+        Zhang, Lucas, Hinton, Ba: "Lookahead Optimizer: k steps forward, 1 step back",
+        NeurIPS 2019, https://arxiv.org/abs/1907.08610
+    """
+
+    def __init__(self, k=5, alpha=0.5):
+        self.k = check_k(k)
+        self.alpha = check_alpha(alpha)
+
+    def __repr__(self):
+        return "Lookahead(k={}, alpha={})".format(self.k, self.alpha)
+
+    def inject(self, model):
+        """Make ``model.fit`` (and ``train_on_batch``) train with Lookahead.
+
+        Call after ``model.compile(...)``. The slow weights are copies of the trainable weights
+        at this moment; non-trainable weights (BatchNorm statistics, frozen layers) are never
+        copied nor touched. Injecting after an earlier ``fit`` is fine: the cached train function
+        is rebuilt. ``compile`` again later, with the same or a new optimizer, keeps Lookahead
+        and its state (counter and slow weights); weights that became trainable get a slow copy
+        from their value at that ``compile``. Injecting twice is an error: call
+        :func:`remove` first. If ``inject`` fails, the model is left as it was.
+
+        Returns:
+            ``model``.
+
+        Raises:
+            TypeError: ``model`` is not a Keras model, or its optimizer cannot be hooked.
+            ValueError: ``model`` is not compiled, or has no trainable weights.
+            RuntimeError: Lookahead is already injected into ``model``.
+            keras_lookahead.UnsupportedVersionError: the model's Keras or TensorFlow version
+                is not supported (the message lists the supported stacks).
+        """
+        adapter = compat.adapter_for(model)
+        existing = vars(model).get(_ATTR)
+        if existing is not None:
+            raise RuntimeError(
+                "Lookahead is already injected into this model ({!r}). To change it, call "
+                "keras_lookahead.remove(model) first.".format(existing.lookahead))
+        if not adapter.is_compiled(model):
+            raise ValueError(
+                "`model` must be compiled before Lookahead is injected: call "
+                "model.compile(optimizer=..., loss=...) first. Received: model={!r} "
+                "(not compiled)".format(getattr(model, "name", model)))
+        if not adapter.trainable_weights(model):
+            raise ValueError(
+                "`model` has no trainable weights, so Lookahead has nothing to do. "
+                "Received: model={!r}".format(getattr(model, "name", model)))
+        _Injection(self, model, adapter)
+        return model
+
+
+def remove(model):
+    """Undo :meth:`Lookahead.inject`: ``fit`` trains with the bare optimizer again.
+
+    The weights stay as they are (the fast weights). Raises ValueError if ``model`` has no
+    Lookahead.
+    """
+    injection = vars(model).get(_ATTR)
+    if injection is None:
+        raise ValueError("`model` has no Lookahead injected. Received: model={!r}".format(
+            getattr(model, "name", model)))
+    injection.detach()
+
+
+class _Injection(object):
+    """What ``inject`` did to one model, so that it can be redone at ``compile`` and undone."""
+
+    def __init__(self, lookahead, model, adapter):
+        self.lookahead = lookahead
+        self.model = model
+        self.adapter = adapter
+        self._optimizer = None
+        self._optimizer_patch = None
+        self._compile_patch = None
+        try:
+            self.state = adapter.create_state(model, lookahead.k, lookahead.alpha)
+            self._hook_optimizer()
+            self._compile_patch = Patch(model, "compile", self._compile(model.compile))
+            object.__setattr__(model, _ATTR, self)
+        except BaseException:
+            self._unpatch()
+            raise
+        adapter.reset_train_function(model)
+
+    def _hook_optimizer(self):
+        optimizer = self.model.optimizer
+        if optimizer is self._optimizer:
+            return
+        patch = self.adapter.hook(optimizer, self.state)
+        if self._optimizer_patch is not None:
+            self._optimizer_patch.undo()
+        self._optimizer, self._optimizer_patch = optimizer, patch
+
+    def _compile(self, original):
+        def compile(*args, **kwargs):
+            result = original(*args, **kwargs)
+            self._hook_optimizer()
+            self.state.ensure(self.adapter.trainable_weights(self.model))
+            self.adapter.reset_train_function(self.model)
+            return result
+
+        return compile
+
+    def _unpatch(self):
+        for patch in (self._compile_patch, self._optimizer_patch):
+            if patch is not None:
+                patch.undo()
+        self._compile_patch = self._optimizer_patch = self._optimizer = None
+
+    def detach(self):
+        self._unpatch()
+        object.__delattr__(self.model, _ATTR)
+        self.adapter.reset_train_function(self.model)

@@ -1,0 +1,64 @@
+"""An independent numpy reference of the Lookahead rule (``SEMANTICS.md``) and of the inner
+optimizer on the small model the stack tests train. Nothing here imports keras_lookahead."""
+import numpy as np
+
+
+class LookaheadReference(object):
+    """Paper's Algorithm 1 around any inner update, written from its nested loops: the slow
+    copy is taken at attach; after every k-th inner update the slow weights step towards the
+    fast ones by alpha and the fast weights restart from them."""
+
+    def __init__(self, weights, k, alpha):
+        self.k, self.alpha, self.t = k, alpha, 0
+        self.slow = [np.array(w, copy=True) for w in weights]
+
+    def after_update(self, weights):
+        self.t += 1
+        if self.t % self.k:
+            return weights
+        self.slow = [s + np.float32(self.alpha) * (w - s) for s, w in zip(self.slow, weights)]
+        return [np.array(s, copy=True) for s in self.slow]
+
+
+def worked_trajectory(theta0, steps, k, alpha, delta=1.0):
+    """theta after each of ``steps`` inner updates that each add ``delta``."""
+    la = LookaheadReference([np.float64(theta0)], k, alpha)
+    theta, out = [np.float64(theta0)], []
+    for _ in range(steps):
+        theta = la.after_update([theta[0] + delta])
+        out.append(float(theta[0]))
+    return out
+
+
+class MLPReference(object):
+    """Dense(3, tanh) -> Dense(1) on mean squared error, trained by SGD (optionally with
+    momentum, Keras' form: v <- m v - lr g; w <- w + v), in float32 like Keras."""
+
+    def __init__(self, weights, lr, momentum=0.0):
+        self.w = [np.array(w, dtype=np.float32) for w in weights]
+        self.lr, self.momentum = np.float32(lr), np.float32(momentum)
+        self.v = [np.zeros_like(w) for w in self.w]
+        self.lookahead = None
+
+    def attach(self, k, alpha):
+        self.lookahead = LookaheadReference(self.w, k, alpha)
+
+    def grads(self, x, y):
+        w1, b1, w2, b2 = self.w
+        h = np.tanh(x @ w1 + b1)
+        out = h @ w2 + b2
+        d_out = np.float32(2.0) * (out - y) / np.float32(out.size)
+        d_h = (d_out @ w2.T) * (np.float32(1.0) - h * h)
+        return [x.T @ d_h, d_h.sum(0), h.T @ d_out, d_out.sum(0)]
+
+    def step(self, x, y):
+        g = self.grads(x, y)
+        self.v = [self.momentum * v - self.lr * gi for v, gi in zip(self.v, g)]
+        self.w = [w + v for w, v in zip(self.w, self.v)]
+        if self.lookahead is not None:
+            self.w = self.lookahead.after_update(self.w)
+
+    def fit(self, x, y, epochs, batch_size):
+        for _ in range(epochs):
+            for i in range(0, len(x), batch_size):
+                self.step(x[i:i + batch_size], y[i:i + batch_size])

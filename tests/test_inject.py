@@ -1,0 +1,239 @@
+"""``Lookahead.inject`` on the stack selected in conftest, against the numpy reference.
+
+Each exactness test trains >= 20 steps over two ``fit`` calls and ``train_on_batch`` and compares
+the weights with ``reference.py``; where Lookahead should change the result, it also checks that
+the plain-SGD path ends far away, so a hook that silently never fires fails here.
+"""
+import numpy as np
+import pytest
+
+import keras_lookahead
+from keras_lookahead import Lookahead, compat, remove
+from reference import MLPReference
+
+ATOL = 2e-5
+STEPS_APART = 1e-2  # Lookahead vs plain SGD after 22 steps differ by ~1e-1; rounding by ~1e-6
+
+
+def train(model, x, y):
+    """22 optimizer steps: fit 4 epochs x 2 batches, fit 5 more, then 4 x train_on_batch."""
+    model.fit(x, y, batch_size=4, epochs=4, shuffle=False, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0)
+    for i in range(4):
+        model.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+
+
+def train_reference(ref, x, y):
+    ref.fit(x, y, epochs=4, batch_size=4)
+    ref.fit(x, y, epochs=5, batch_size=4)
+    for i in range(4):
+        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+    return ref.w
+
+
+def assert_weights(model, expected, atol=ATOL):
+    got = model.get_weights()
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=atol, rtol=0)
+
+
+def max_gap(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def make_optimizer(stack, kind, lr, momentum):
+    if kind == "tf.train":
+        return stack.tf1_sgd(lr, momentum)
+    return stack.sgd(lr, momentum)
+
+
+def test_worked_trajectory(stack):
+    """SEMANTICS.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
+    keras, K = stack.keras, stack.K
+    inp = keras.layers.Input((1,))
+    out = keras.layers.Dense(1, use_bias=False,
+                             kernel_initializer=keras.initializers.Constant(10.0))(inp)
+    model = stack.compile(keras.models.Model(inp, out), stack.sgd(1.0),
+                          loss=lambda y_true, y_pred: -K.mean(y_pred))
+    Lookahead(k=3, alpha=0.5).inject(model)
+    ones = np.ones((1, 1), "float32")
+    path = []
+    for _ in range(10):
+        model.train_on_batch(ones, ones)
+        path.append(float(model.get_weights()[0][0, 0]))
+    assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
+
+
+@pytest.mark.parametrize("optimizer", ["keras", "tf.train"])
+@pytest.mark.parametrize("k,alpha,momentum", [
+    (1, 0.5, 0.0), (3, 0.5, 0.0), (5, 0.8, 0.9), (2, 1.0, 0.0), (4, 0.0, 0.9), (6, 0.3, 0.0)])
+def test_matches_reference(stack, data, optimizer, k, alpha, momentum):
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), make_optimizer(stack, optimizer, 0.1, momentum))
+    Lookahead(k=k, alpha=alpha).inject(model)
+    train(model, x, y)
+
+    ref = MLPReference(w0, lr=0.1, momentum=momentum)
+    ref.attach(k, alpha)
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    plain = train_reference(MLPReference(w0, lr=0.1, momentum=momentum), x, y)
+    if alpha < 1:
+        assert max_gap(expected, plain) > STEPS_APART  # the test can tell Lookahead from SGD
+    else:
+        assert max_gap(expected, plain) < ATOL
+
+
+def test_inject_after_fit(stack, data):
+    """Weights trained before inject become the anchor; the cached train function is rebuilt."""
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    model.train_on_batch(x[:4], y[:4])
+    Lookahead(k=3, alpha=0.5).inject(model)
+    train(model, x, y)
+
+    ref = MLPReference(w0, lr=0.1)
+    ref.fit(x, y, epochs=3, batch_size=4)
+    ref.step(x[:4], y[:4])
+    ref.attach(3, 0.5)
+    assert_weights(model, train_reference(ref, x, y))
+
+
+@pytest.mark.parametrize("new_optimizer", [False, True])
+def test_recompile_keeps_lookahead(stack, data, new_optimizer):
+    """compile again (same or new optimizer): Lookahead, its counter and slow weights carry on."""
+    x, y, w0 = data
+    opt = stack.sgd(0.1)
+    model = stack.compile(stack.mlp(w0), opt)
+    Lookahead(k=4, alpha=0.5).inject(model)
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)  # 6 steps: mid-period
+    stack.compile(model, stack.sgd(0.1) if new_optimizer else opt)
+    train(model, x, y)
+
+    ref = MLPReference(w0, lr=0.1)
+    ref.attach(4, 0.5)
+    ref.fit(x, y, epochs=3, batch_size=4)
+    assert_weights(model, train_reference(ref, x, y))
+
+
+def test_frozen_layers_and_batchnorm_statistics_untouched(stack, data):
+    x, y, _ = data
+    runs = []
+    for inject in (True, False):
+        stack.fresh()
+        model = stack.mlp(frozen_hidden=True, batchnorm=True)
+        init = model.get_weights()
+        stack.compile(model, stack.sgd(0.1))
+        if inject:
+            Lookahead(k=3, alpha=0.5).inject(model)
+            state = vars(model)["_keras_lookahead"].state
+            assert len(state._slots) == len(model.trainable_weights) == 4  # BN gamma/beta, Dense
+        train(model, x, y)
+        bn, hidden = model.layers[1], model.layers[2]
+        runs.append(dict(
+            stats=[np.array(w) for w in stack.K.batch_get_value(
+                [bn.moving_mean, bn.moving_variance])],
+            hidden=hidden.get_weights(), init_hidden=[init[4], init[5]],
+            trainable=stack.K.batch_get_value(model.trainable_weights)))
+    with_la, without = runs
+    for a, b in zip(with_la["stats"], without["stats"]):
+        np.testing.assert_array_equal(a, b)  # BN sees the data directly: same statistics
+    assert not np.allclose(with_la["stats"][0], 0)  # and they did move
+    for run in runs:
+        for got, init in zip(run["hidden"], run["init_hidden"]):
+            np.testing.assert_array_equal(got, init)  # the frozen layer never moved
+    assert max_gap(with_la["trainable"], without["trainable"]) > STEPS_APART
+
+
+def test_remove_restores_the_bare_optimizer(stack, data):
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    before = dict(vars(model))
+    Lookahead(k=2, alpha=0.5).inject(model)
+    remove(model)
+    assert set(vars(model)) == set(before)
+    assert "apply_gradients" not in vars(model.optimizer)
+    assert "get_updates" not in vars(model.optimizer)
+    train(model, x, y)
+    assert_weights(model, train_reference(MLPReference(w0, lr=0.1), x, y))
+    with pytest.raises(ValueError, match="has no Lookahead"):
+        remove(model)
+
+
+def test_inject_twice_is_an_error_and_keeps_the_first(stack, data):
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    Lookahead(k=3, alpha=0.5).inject(model)
+    with pytest.raises(RuntimeError, match=r"already injected.*Lookahead\(k=3, alpha=0.5\)"):
+        Lookahead(k=2, alpha=0.9).inject(model)
+    train(model, x, y)
+    ref = MLPReference(w0, lr=0.1)
+    ref.attach(3, 0.5)
+    assert_weights(model, train_reference(ref, x, y))
+
+
+def test_uncompiled_model(stack):
+    model = stack.mlp()
+    with pytest.raises(ValueError, match=r"must be compiled.*model\.compile\("):
+        Lookahead().inject(model)
+    assert "_keras_lookahead" not in vars(model)
+
+
+@pytest.mark.parametrize("thing", ["model", 3, None])
+def test_not_a_model(stack, thing):
+    with pytest.raises(TypeError, match=r"`model` must be a Keras Model\. Received: model="):
+        Lookahead().inject(thing)
+
+
+def test_a_layer_is_not_a_model(stack):
+    layer = stack.keras.layers.Dense(2)
+    with pytest.raises(TypeError, match=r"must be a Keras Model.*Dense"):
+        Lookahead().inject(layer)
+
+
+def test_no_trainable_weights(stack):
+    model = stack.mlp(frozen_hidden=True)
+    model.layers[-1].trainable = False
+    stack.compile(model, stack.sgd(0.1))
+    with pytest.raises(ValueError, match="no trainable weights"):
+        Lookahead().inject(model)
+
+
+def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    model_attrs, opt_attrs = dict(vars(model)), dict(vars(model.optimizer))
+    original_patch = keras_lookahead.lookahead.Patch
+
+    def failing_patch(obj, name, replacement):
+        if name == "compile":
+            raise RuntimeError("simulated failure")
+        return original_patch(obj, name, replacement)
+
+    monkeypatch.setattr(keras_lookahead.lookahead, "Patch", failing_patch)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        Lookahead(k=2, alpha=0.5).inject(model)
+    assert set(vars(model)) == set(model_attrs)
+    assert set(vars(model.optimizer)) == set(opt_attrs)
+    assert all(vars(model.optimizer)[n] is v for n, v in opt_attrs.items())
+    train(model, x, y)
+    assert_weights(model, train_reference(MLPReference(w0, lr=0.1), x, y))
+
+
+def test_unsupported_version_names_it_and_the_table(stack, monkeypatch):
+    model = stack.compile(stack.mlp(), stack.sgd(0.1))
+    if stack.family == "standalone":
+        monkeypatch.setattr(compat, "_STANDALONE_RANGE", (compat.Version("9"),) * 2)
+        found = "Keras " + stack.keras.__version__
+    else:
+        monkeypatch.setattr(compat, "_TF_KERAS_MINORS", ())
+        found = "tf.keras in TensorFlow " + stack.tf.__version__
+    with pytest.raises(keras_lookahead.UnsupportedVersionError) as err:
+        Lookahead().inject(model)
+    message = str(err.value)
+    assert found in message
+    assert keras_lookahead.supported_table() in message
+    assert "standalone Keras" in message and "1.14, 1.15, 2.0" in message
+    assert "_keras_lookahead" not in vars(model)
