@@ -15,7 +15,7 @@ setup(
                 "inject into a compiled model, exact and in-graph.",
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license="MIT",
     packages=find_packages(include=["keras_lookahead", "keras_lookahead.*"]),
     python_requires=">=3.7",
     # The user brings their own Keras/TensorFlow stack; nothing framework-specific is required.
@@ -26,7 +26,7 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
+        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )
