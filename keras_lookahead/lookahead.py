@@ -98,6 +98,7 @@ class _Injection(object):
         self._optimizer = None
         self._optimizer_patch = None
         self._compile_patch = None
+        self.state = None
         try:
             self.state = adapter.create_state(model, lookahead.k, lookahead.alpha)
             self._hook_optimizer()
@@ -110,6 +111,7 @@ class _Injection(object):
 
     def _hook_optimizer(self):
         optimizer = self.model.optimizer
+        self.adapter.prepare(self.model, optimizer, self.state)
         if optimizer is self._optimizer:
             return
         patch = self.adapter.hook(optimizer, self.state)
@@ -121,7 +123,6 @@ class _Injection(object):
         def compile(*args, **kwargs):
             result = original(*args, **kwargs)
             self._hook_optimizer()
-            self.state.ensure(self.adapter.trainable_weights(self.model))
             self.adapter.reset_train_function(self.model)
             return result
 
@@ -132,6 +133,8 @@ class _Injection(object):
             if patch is not None:
                 patch.undo()
         self._compile_patch = self._optimizer_patch = self._optimizer = None
+        if self.state is not None:
+            self.adapter.release(self.state)
 
     def detach(self):
         self._unpatch()

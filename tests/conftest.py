@@ -21,8 +21,11 @@ COMPILE_VARIANTS = {
 
 def pytest_addoption(parser):
     group = parser.getgroup("keras stack")
-    group.addoption("--keras", choices=["tf", "standalone"], default="tf",
-                    help="tf.keras (default) or standalone Keras")
+    group.addoption("--keras", choices=["tf", "standalone", "keras3"], default="tf",
+                    help="tf.keras (default; tf_keras under TF_USE_LEGACY_KERAS=1), standalone "
+                         "Keras 2.2/2.3, or Keras 3 on KERAS_BACKEND")
+    group.addoption("--legacy-optimizer", action="store_true",
+                    help="tf.keras 2.11+: use keras.optimizers.legacy")
     group.addoption("--tf-mode", choices=["default", "eager", "v2", "graph"], default="default",
                     help="TF1: eager = enable_eager_execution, v2 = enable_v2_behavior; "
                          "TF2: graph = disable_eager_execution")
@@ -34,7 +37,20 @@ class Stack(object):
     """The Keras under test and what the tests need from it."""
 
     def __init__(self, config):
+        self.family = config.getoption("--keras")
+        self.legacy_optimizer = config.getoption("--legacy-optimizer")
+        self.compile_kwargs = COMPILE_VARIANTS[config.getoption("--compile")]
+        if self.family == "keras3":
+            import keras
+            self.keras, self.K = keras, keras.ops
+            self.tf = None
+            self.eager = True
+            self.backend = keras.backend.backend()
+            self.label = "Keras {} | backend {} | compile={}".format(
+                keras.__version__, self.backend, self.compile_kwargs)
+            return
         import tensorflow as tf
+        self.backend = "tensorflow"
         mode = config.getoption("--tf-mode")
         if mode == "eager":
             tf.compat.v1.enable_eager_execution()
@@ -43,23 +59,25 @@ class Stack(object):
         elif mode == "graph":
             tf.compat.v1.disable_eager_execution()
         self.tf = tf
-        self.family = config.getoption("--keras")
         if self.family == "standalone":
             import keras
             self.keras = keras
         else:
             self.keras = tf.keras
         self.K = self.keras.backend
-        self.compile_kwargs = COMPILE_VARIANTS[config.getoption("--compile")]
         self.eager = tf.executing_eagerly()
-        self.label = "{} {} | TensorFlow {} | mode={} | eager={} | compile={}".format(
+        self.label = "{} {} ({}) | TensorFlow {} | mode={} | eager={} | compile={}{}".format(
             "Keras" if self.family == "standalone" else "tf.keras",
-            getattr(self.keras, "__version__", ""), tf.__version__, mode, self.eager,
-            self.compile_kwargs)
+            getattr(self.keras, "__version__", ""), self.keras.__name__, tf.__version__, mode,
+            self.eager, self.compile_kwargs, " | legacy optimizers" if self.legacy_optimizer
+            else "")
 
     def fresh(self):
         """A new Keras session; graph mode runs one step at a time (Keras 2.2.4's optimizers
         race with the backward pass on several inter-op threads, see INTERNALS.md)."""
+        if self.family == "keras3":
+            self.keras.backend.clear_session()
+            return
         self.K.clear_session()
         if not self.eager:
             tf = self.tf
@@ -70,16 +88,31 @@ class Stack(object):
             set_session(tf.compat.v1.Session(graph=tf.compat.v1.get_default_graph(),
                                                     config=config))
 
-    def compile(self, model, optimizer, loss="mse"):
-        model.compile(optimizer=optimizer, loss=loss, **self.compile_kwargs)
+    def compile(self, model, optimizer, loss="mse", **kwargs):
+        model.compile(optimizer=optimizer, loss=loss, **dict(self.compile_kwargs, **kwargs))
         return model
 
-    def sgd(self, lr, momentum=0.0):
+    def compile_accepts(self, argument):
+        import inspect
+        return argument in inspect.signature(self.keras.Model.compile).parameters
+
+    def values(self, variables):
+        """Current values of variables, as numpy arrays."""
+        if self.family == "keras3":
+            return [np.array(self.keras.ops.convert_to_numpy(v)) for v in variables]
+        return [np.array(v) for v in self.K.batch_get_value(list(variables))]
+
+    def sgd(self, lr, momentum=0.0, **kwargs):
         if self.family == "standalone":
-            return self.keras.optimizers.SGD(lr=lr, momentum=momentum)
-        return self.keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+            return self.keras.optimizers.SGD(lr=lr, momentum=momentum, **kwargs)
+        optimizers = self.keras.optimizers
+        if self.legacy_optimizer:
+            optimizers = optimizers.legacy
+        return optimizers.SGD(learning_rate=lr, momentum=momentum, **kwargs)
 
     def tf1_sgd(self, lr, momentum=0.0):
+        if self.tf is None:
+            pytest.skip("no tf.compat.v1.train optimizers on Keras 3 ({})".format(self.backend))
         train = self.tf.compat.v1.train
         if momentum:
             return train.MomentumOptimizer(lr, momentum)

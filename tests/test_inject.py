@@ -4,6 +4,8 @@ Each exactness test trains >= 20 steps over two ``fit`` calls and ``train_on_bat
 the weights with ``reference.py``; where Lookahead should change the result, it also checks that
 the plain-SGD path ends far away, so a hook that silently never fires fails here.
 """
+import sys
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,11 @@ def assert_weights(model, expected, atol=ATOL):
 
 def max_gap(a, b):
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def n_variables(optimizer):
+    variables = getattr(optimizer, "variables", [])  # a method on OptimizerV2
+    return len(variables() if callable(variables) else variables)
 
 
 def make_optimizer(stack, kind, lr, momentum):
@@ -133,10 +140,9 @@ def test_frozen_layers_and_batchnorm_statistics_untouched(stack, data):
         train(model, x, y)
         bn, hidden = model.layers[1], model.layers[2]
         runs.append(dict(
-            stats=[np.array(w) for w in stack.K.batch_get_value(
-                [bn.moving_mean, bn.moving_variance])],
+            stats=stack.values([bn.moving_mean, bn.moving_variance]),
             hidden=hidden.get_weights(), init_hidden=[init[4], init[5]],
-            trainable=stack.K.batch_get_value(model.trainable_weights)))
+            trainable=stack.values(model.trainable_weights)))
     with_la, without = runs
     for a, b in zip(with_la["stats"], without["stats"]):
         np.testing.assert_array_equal(a, b)  # BN sees the data directly: same statistics
@@ -154,8 +160,8 @@ def test_remove_restores_the_bare_optimizer(stack, data):
     Lookahead(k=2, alpha=0.5).inject(model)
     remove(model)
     assert set(vars(model)) == set(before)
-    assert "apply_gradients" not in vars(model.optimizer)
-    assert "get_updates" not in vars(model.optimizer)
+    for hook in ("apply", "apply_gradients", "get_updates"):
+        assert hook not in vars(model.optimizer)
     train(model, x, y)
     assert_weights(model, train_reference(MLPReference(w0, lr=0.1), x, y))
     with pytest.raises(ValueError, match="has no Lookahead"):
@@ -204,7 +210,9 @@ def test_no_trainable_weights(stack):
 def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    model.train_on_batch(x[:4], y[:4])  # builds what fit builds (Keras 3: the optimizer)
     model_attrs, opt_attrs = dict(vars(model)), dict(vars(model.optimizer))
+    n_opt_vars = n_variables(model.optimizer)
     original_patch = keras_lookahead.lookahead.Patch
 
     def failing_patch(obj, name, replacement):
@@ -218,8 +226,11 @@ def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
     assert set(vars(model)) == set(model_attrs)
     assert set(vars(model.optimizer)) == set(opt_attrs)
     assert all(vars(model.optimizer)[n] is v for n, v in opt_attrs.items())
+    assert n_opt_vars == n_variables(model.optimizer)
     train(model, x, y)
-    assert_weights(model, train_reference(MLPReference(w0, lr=0.1), x, y))
+    ref = MLPReference(w0, lr=0.1)
+    ref.step(x[:4], y[:4])
+    assert_weights(model, train_reference(ref, x, y))
 
 
 def test_unsupported_version_names_it_and_the_table(stack, monkeypatch):
@@ -227,13 +238,18 @@ def test_unsupported_version_names_it_and_the_table(stack, monkeypatch):
     if stack.family == "standalone":
         monkeypatch.setattr(compat, "_STANDALONE_RANGE", (compat.Version("9"),) * 2)
         found = "Keras " + stack.keras.__version__
+    elif stack.family == "keras3":
+        monkeypatch.setattr(compat, "_KERAS3_RANGE", ((9, 0), (9, 0)))
+        found = "Keras {} with the {} backend".format(stack.keras.__version__, stack.backend)
     else:
-        monkeypatch.setattr(compat, "_TF_KERAS_MINORS", ())
-        found = "tf.keras in TensorFlow " + stack.tf.__version__
+        monkeypatch.setattr(compat, "_TF_KERAS_RANGE", ((9, 0), (9, 0)))
+        monkeypatch.setattr(compat, "_TF_KERAS_PACKAGE_RANGE", ((9, 0), (9, 0)))
+        root = type(model).__module__.split(".")[0]  # tensorflow, keras or tf_keras
+        found = sys.modules[root].__version__
     with pytest.raises(keras_lookahead.UnsupportedVersionError) as err:
         Lookahead().inject(model)
     message = str(err.value)
     assert found in message
     assert keras_lookahead.supported_table() in message
-    assert "standalone Keras" in message and "1.14, 1.15, 2.0" in message
+    assert "standalone Keras" in message and "TensorFlow 1.14 - 2.15" in message
     assert "_keras_lookahead" not in vars(model)

@@ -1,23 +1,27 @@
 """Which Keras a model belongs to, and the adapter that hooks its training step.
 
 This is the only package that looks at versions. The choice is made per model, from the module
-of its ``Model`` class (a process may hold standalone Keras and tf.keras side by side), then the
-installed version of that Keras is checked against :data:`SUPPORTED`. Adapters are imported only
-when a model of their Keras is seen, so importing ``keras_lookahead`` imports no framework.
+of its ``Model`` class (a process may hold standalone Keras and tf.keras side by side): that names
+the Keras package, whose installed version is then checked against :data:`SUPPORTED`. Adapters
+are imported only when a model of their Keras is seen, so importing ``keras_lookahead`` imports
+no framework.
 """
 import sys
 
 from packaging.version import Version
 
-# (Keras, versions, TensorFlow, Python): what the tox matrix proves, shown in errors and README.
+# What the tox matrix proves (tox.ini has one env per row and version); shown in errors and README.
 SUPPORTED = (
-    ("standalone Keras", "2.2.4 - 2.3.1", "1.14 - 1.15", "3.7"),
-    ("tf.keras", "TensorFlow's own", "1.14, 1.15, 2.0", "3.7"),
+    ("standalone Keras", "2.2.4 - 2.3.1", "TensorFlow 1.14 - 1.15", "3.7"),
+    ("tf.keras", "TensorFlow 1.14 - 2.15", "TensorFlow", "3.7; 3.11 from TF 2.12"),
 )
 
-_TF_KERAS_MINORS = ((1, 14), (1, 15), (2, 0))
-_TF_FOR_STANDALONE = ((1, 14), (1, 15))
+# Version ranges, inclusive, compared on (major, minor) unless a patch is given.
 _STANDALONE_RANGE = (Version("2.2.4"), Version("2.3.1"))
+_TF_FOR_STANDALONE = ((1, 14), (1, 15))
+_TF_KERAS_RANGE = ((1, 14), (2, 15))  # tf.keras, in tensorflow (to 2.5) or the keras package
+_TF_KERAS_PACKAGE_RANGE = ((2, 16), (2, 21))  # tf_keras, TF_USE_LEGACY_KERAS=1
+_KERAS3_RANGE = ((3, 0), (3, 15))
 
 
 class UnsupportedVersionError(RuntimeError):
@@ -26,7 +30,7 @@ class UnsupportedVersionError(RuntimeError):
 
 def supported_table():
     """The table of supported stacks, as text."""
-    rows = [("Keras", "Keras version", "TensorFlow", "Python")] + list(SUPPORTED)
+    rows = [("Keras", "versions", "runs on", "Python")] + list(SUPPORTED)
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
@@ -41,6 +45,10 @@ def _minor(version):
     return Version(version).release[:2]
 
 
+def _in_range(version, bounds):
+    return bounds[0] <= _minor(version) <= bounds[1]
+
+
 def _model_class(obj):
     """The Keras ``Model`` class among ``type(obj)``'s bases, or None."""
     for cls in type(obj).__mro__:
@@ -49,6 +57,11 @@ def _model_class(obj):
                                                 "tensorflow_core"):
             return cls
     return None
+
+
+def _keras2_adapter(name, cls):
+    from keras_lookahead.compat import _keras2_tf
+    return _keras2_tf.Keras2TFAdapter(name, cls)
 
 
 def adapter_for(model):
@@ -60,24 +73,41 @@ def adapter_for(model):
             "`model` must be a Keras Model. Received: model={!r} (of type {}.{})".format(
                 model, type(model).__module__, type(model).__name__))
     root = cls.__module__.split(".")[0]
-    if root in ("tensorflow", "tensorflow_core"):
-        tf_version = sys.modules[root].__version__
-        if _minor(tf_version) not in _TF_KERAS_MINORS:
-            raise _unsupported("tf.keras in TensorFlow {}".format(tf_version))
-        from keras_lookahead.compat import _tf1_era
-        return _tf1_era.tf_keras_adapter(tf_version)
-    if root == "keras":
-        import keras
-        version = keras.__version__
-        if not (_STANDALONE_RANGE[0] <= Version(version) <= _STANDALONE_RANGE[1]):
-            raise _unsupported("Keras {}".format(version))
-        backend = keras.backend.backend()
-        if backend != "tensorflow":
-            raise _unsupported("Keras {} with the {} backend".format(version, backend))
-        import tensorflow
-        if _minor(tensorflow.__version__) not in _TF_FOR_STANDALONE:
-            raise _unsupported("Keras {} on TensorFlow {}".format(version, tensorflow.__version__))
-        from keras_lookahead.compat import _tf1_era
-        return _tf1_era.standalone_keras_adapter(version, tensorflow.__version__)
     version = getattr(sys.modules.get(root), "__version__", "unknown")
+    if root in ("tensorflow", "tensorflow_core"):
+        # tf.keras living inside TensorFlow (TF <= 2.5)
+        found = "tf.keras in TensorFlow {}".format(version)
+        if not _in_range(version, _TF_KERAS_RANGE):
+            raise _unsupported(found)
+        return _keras2_adapter(found, cls)
+    if root == "keras" and Version(version) >= Version("3"):
+        import keras
+        found = "Keras {} with the {} backend".format(version, keras.backend.backend())
+        if not _in_range(version, _KERAS3_RANGE):
+            raise _unsupported(found)
+        from keras_lookahead.compat import _keras3
+        return _keras3.Keras3Adapter(found)
+    if root == "keras":
+        import tensorflow
+        tf_version = tensorflow.__version__
+        if Version(version) < Version("2.4"):
+            found = "Keras {} on TensorFlow {}".format(version, tf_version)
+            backend = sys.modules["keras"].backend.backend()
+            if backend != "tensorflow":
+                raise _unsupported("Keras {} with the {} backend".format(version, backend))
+            if not (_STANDALONE_RANGE[0] <= Version(version) <= _STANDALONE_RANGE[1]
+                    and _minor(tf_version) in _TF_FOR_STANDALONE):
+                raise _unsupported(found)
+            return _keras2_adapter(found, cls)
+        if Version(version) < Version("3"):
+            # from TF 2.6, tf.keras is the keras 2.x package
+            found = "tf.keras {} (TensorFlow {})".format(version, tf_version)
+            if not _in_range(version, _TF_KERAS_RANGE):
+                raise _unsupported(found)
+            return _keras2_adapter(found, cls)
+    if root == "tf_keras":
+        found = "tf_keras {}".format(version)
+        if not _in_range(version, _TF_KERAS_PACKAGE_RANGE):
+            raise _unsupported(found)
+        return _keras2_adapter(found, cls)
     raise _unsupported("{} {}".format(root, version))
