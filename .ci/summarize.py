@@ -13,6 +13,7 @@ envs = config["tox"]["env_list"].split()
 
 totals = dict(passed=0, failed=0, skipped=0)
 problems = []
+reasons = {}
 print("{:<24} {:<14} {:>6} {:>6} {:>7}".format("env", "run", "passed", "failed", "skipped"))
 for env in envs:
     files = sorted(glob.glob(os.path.join(root, ".tox", "junit", env, "*.xml")))
@@ -31,6 +32,12 @@ for env in envs:
         print("{:<24} {:<14} {:>6} {:>6} {:>7}".format(env, run, passed, failed, skipped))
         if passed == 0:
             problems.append("{} {}: no test passed".format(env, run))
+        for case in suite.iter("testcase"):
+            for skip in case.findall("skipped"):
+                reasons.setdefault(env, set()).add(skip.get("message", "").split("\n")[0])
+for env in envs:
+    for reason in sorted(reasons.get(env, ())):
+        print("skipped on {}: {}".format(env, reason))
 for problem in problems:
     print("ERROR: " + problem)
 print("{passed} passed, {failed} failed, {skipped} skipped".format(**totals))

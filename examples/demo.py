@@ -3,7 +3,7 @@
 Trains one small classifier (64 -> 64 relu -> 10) from the same initial weights, once with the
 bare optimizer and once with ``Lookahead(k=5, alpha=0.5).inject(model)``, over a few seeds, and
 prints validation accuracy and loss. Needs nothing from the network: the data ships with
-scikit-learn.
+scikit-learn. Runs on Keras 3 (any backend: set KERAS_BACKEND) and on tf.keras.
 
     python examples/demo.py [--epochs 15] [--seeds 3] [--optimizer sgd|adam]
 """
@@ -13,8 +13,19 @@ import time
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-import tensorflow as tf
-from tensorflow import keras
+
+try:
+    import keras
+    if not keras.__version__.startswith("3"):
+        raise ImportError
+    set_seed = keras.utils.set_random_seed
+except ImportError:  # tf.keras
+    import tensorflow as tf
+    from tensorflow import keras
+
+    def set_seed(seed):
+        np.random.seed(seed)
+        tf.random.set_seed(seed)
 
 from keras_lookahead import Lookahead
 
@@ -27,16 +38,12 @@ def make_optimizer(name):
 
 def run(x_train, y_train, x_val, y_val, seed, lookahead, args):
     keras.backend.clear_session()
-    np.random.seed(seed)
-    tf.random.set_seed(seed)  # fit's shuffling
-    rng = np.random.RandomState(seed)
+    set_seed(seed)  # the same initial weights and shuffling for both variants
     model = keras.models.Sequential([
-        keras.layers.Dense(64, activation="relu", input_shape=(64,)),
+        keras.layers.Input((64,)),
+        keras.layers.Dense(64, activation="relu"),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    model.set_weights([rng.normal(0, np.sqrt(2.0 / w.shape[0]), w.shape).astype("float32")
-                       if w.ndim == 2 else np.zeros(w.shape, "float32")
-                       for w in model.get_weights()])
     model.compile(make_optimizer(args.optimizer), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     if lookahead:
@@ -60,8 +67,10 @@ def main():
     x = (digits.data / 16.0).astype("float32")
     x_train, x_val, y_train, y_val = train_test_split(
         x, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
-    print("digits: {} train / {} validation images, {} epochs, {} seeds, optimizer {}".format(
-        len(x_train), len(x_val), args.epochs, args.seeds, args.optimizer))
+    backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
+    print("Keras {} ({}) | digits: {} train / {} validation images | {} epochs, {} seeds, "
+          "optimizer {}".format(keras.__version__, backend, len(x_train), len(x_val),
+                                args.epochs, args.seeds, args.optimizer))
     rows = []
     for label, lookahead in (("bare " + args.optimizer, False),
                              ("Lookahead(k=5, alpha=0.5)", True)):

@@ -34,11 +34,13 @@ class MLPReference(object):
     """Dense(3, tanh) -> Dense(1) on mean squared error, trained by SGD (optionally with
     momentum, Keras' form: v <- m v - lr g; w <- w + v), in float32 like Keras."""
 
-    def __init__(self, weights, lr, momentum=0.0):
+    def __init__(self, weights, lr, momentum=0.0, accumulate=1):
         self.w = [np.array(w, dtype=np.float32) for w in weights]
         self.lr, self.momentum = np.float32(lr), np.float32(momentum)
         self.v = [np.zeros_like(w) for w in self.w]
         self.lookahead = None
+        # gradient accumulation: one update every `accumulate` calls of step(), on the mean
+        self.accumulate, self.micro, self.acc = accumulate, 0, [np.zeros_like(w) for w in self.w]
 
     def attach(self, k, alpha):
         self.lookahead = LookaheadReference(self.w, k, alpha)
@@ -53,6 +55,13 @@ class MLPReference(object):
 
     def step(self, x, y):
         g = self.grads(x, y)
+        if self.accumulate > 1:
+            self.acc = [a + gi for a, gi in zip(self.acc, g)]
+            self.micro += 1
+            if self.micro % self.accumulate:
+                return
+            g = [a / np.float32(self.accumulate) for a in self.acc]
+            self.acc = [np.zeros_like(a) for a in self.acc]
         self.v = [self.momentum * v - self.lr * gi for v, gi in zip(self.v, g)]
         self.w = [w + v for w, v in zip(self.w, self.v)]
         if self.lookahead is not None:

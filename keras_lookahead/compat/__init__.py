@@ -14,6 +14,8 @@ from packaging.version import Version
 SUPPORTED = (
     ("standalone Keras", "2.2.4 - 2.3.1", "TensorFlow 1.14 - 1.15", "3.7"),
     ("tf.keras", "TensorFlow 1.14 - 2.15", "TensorFlow", "3.7; 3.11 from TF 2.12"),
+    ("tf_keras", "2.16 - 2.21", "TensorFlow 2.16 - 2.21", "3.11"),
+    ("Keras 3", "3.8 - 3.15", "TensorFlow, JAX, PyTorch", "3.11"),
 )
 
 # Version ranges, inclusive, compared on (major, minor) unless a patch is given.
@@ -21,7 +23,7 @@ _STANDALONE_RANGE = (Version("2.2.4"), Version("2.3.1"))
 _TF_FOR_STANDALONE = ((1, 14), (1, 15))
 _TF_KERAS_RANGE = ((1, 14), (2, 15))  # tf.keras, in tensorflow (to 2.5) or the keras package
 _TF_KERAS_PACKAGE_RANGE = ((2, 16), (2, 21))  # tf_keras, TF_USE_LEGACY_KERAS=1
-_KERAS3_RANGE = ((3, 0), (3, 15))
+_KERAS3_RANGE = ((3, 8), (3, 15))
 
 
 class UnsupportedVersionError(RuntimeError):

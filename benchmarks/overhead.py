@@ -1,0 +1,183 @@
+"""Wall-time overhead of ``Lookahead(...).inject(model)`` on ``fit``, against the bare optimizer.
+
+Model: a 784-H-H-10 MLP (relu, softmax; H = --hidden, 1024 by default), Adam(1e-3), sparse
+categorical cross-entropy, on random numpy data (nothing is downloaded). Every variant starts from
+the same initial weights and sees the same batches.
+
+Method, and why:
+
+- Each variant has its own model, built, compiled (and injected) once and warmed up by one fit,
+  so tracing and compilation are not timed. Lookahead's state carries over between fits, as it
+  does in real use.
+- A fit is timed by a callback, from ``on_train_begin`` to the last ``on_train_batch_end``
+  (``time.perf_counter``), not around ``fit``: on TensorFlow the teardown of fit's tf.data
+  iterator sometimes stalls for over a second, which has nothing to do with the optimizer. The
+  callback overrides ``on_train_batch_end``, so Keras converts each step's logs to Python
+  numbers before calling it: the last timestamp is taken after the last step really finished
+  (JAX dispatches asynchronously).
+- The CPU's speed drifts by tens of percent within seconds, and other processes come and go, so
+  two long runs one after the other are not comparable. Instead the variants run interleaved over
+  many short rounds (one epoch of --steps-per-round steps each), in an order that alternates per
+  round (A B, B A, A B, ...), and each round gives one paired ratio variant_time / baseline_time.
+  The report is the median of those ratios and their 25-75% range: 1.00 means no measurable
+  overhead.
+
+Stacks: Keras 3 on any backend (``KERAS_BACKEND=tensorflow|jax|torch``) and tf.keras 2.x (e.g.
+TensorFlow 2.15, where ``import keras`` gives Keras 2.15), told apart by ``keras.__version__``.
+On tf.keras 2.x, if ``tensorflow_addons`` is importable, TF Addons' ``Lookahead`` is timed too.
+It accepts only legacy optimizers, so it is compared with bare *legacy* Adam, and so is inject
+over the same legacy Adam, next to inject over the default (new) Adam vs bare new Adam.
+
+    PYTHONPATH=. KERAS_BACKEND=jax python benchmarks/overhead.py --rounds 15 --steps-per-round 60
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+
+from keras_lookahead import Lookahead  # noqa: E402
+
+KERAS3 = int(keras.__version__.split(".")[0]) >= 3
+
+
+def stack_name():
+    if KERAS3:
+        return "Keras {} ({} backend)".format(keras.__version__, keras.backend.backend())
+    import tensorflow as tf
+    return "tf.keras {} (TensorFlow {})".format(keras.__version__, tf.__version__)
+
+
+def variants(args):
+    """(name, optimizer label, optimizer factory, inject?, baseline name) for this stack."""
+    adam = lambda: keras.optimizers.Adam(1e-3)  # noqa: E731
+    label = "Adam" if KERAS3 else "Adam (keras.optimizers.Adam, new)"
+    found = [("bare", label, adam, False, None),
+             ("inject", label, adam, True, "bare")]
+    if KERAS3:
+        return found
+    try:
+        import tensorflow_addons as tfa
+    except ImportError:
+        print("tensorflow_addons is not importable: TF Addons' Lookahead is not timed.")
+        return found
+    legacy = lambda: keras.optimizers.legacy.Adam(1e-3)  # noqa: E731
+    tfa_lookahead = lambda: tfa.optimizers.Lookahead(  # noqa: E731
+        legacy(), sync_period=args.k, slow_step_size=args.alpha)
+    return found + [
+        ("bare-legacy", "legacy Adam", legacy, False, None),
+        ("inject-legacy", "legacy Adam", legacy, True, "bare-legacy"),
+        ("tfa", "tfa Lookahead(legacy Adam)", tfa_lookahead, False, "bare-legacy"),
+    ]
+
+
+def build_model(hidden):
+    return keras.Sequential([
+        keras.Input((784,)),
+        keras.layers.Dense(hidden, activation="relu"),
+        keras.layers.Dense(hidden, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
+class FitTimer(keras.callbacks.Callback):
+    """Seconds from ``on_train_begin`` to the last ``on_train_batch_end`` of one fit."""
+
+    def on_train_begin(self, logs=None):
+        self.steps = 0
+        self.start = self.end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.end = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return self.end - self.start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps-per-round", type=int, default=100)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.RandomState(args.seed)
+    n = args.steps_per_round * args.batch_size  # one epoch = one round, no partial batch
+    x = rng.rand(n, 784).astype("float32")
+    y = rng.randint(0, 10, size=n).astype("int32")
+    fit_kwargs = dict(batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
+
+    stack = stack_name()
+    specs = variants(args)
+    initial = build_model(args.hidden).get_weights()
+    models, timers = {}, {}
+    for name, _, make_optimizer, inject, _ in specs:
+        model = build_model(args.hidden)
+        model.set_weights(initial)
+        model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
+        if inject:
+            Lookahead(k=args.k, alpha=args.alpha).inject(model)
+        timers[name] = FitTimer()
+        model.fit(x, y, callbacks=[timers[name]], **fit_kwargs)  # warm-up: trace / compile
+        models[name] = model
+
+    load_before = os.getloadavg()[0]
+    print("{}: {} rounds x {} steps, batch {}, hidden {}, k={}, alpha={}".format(
+        stack, args.rounds, args.steps_per_round, args.batch_size, args.hidden, args.k,
+        args.alpha))
+    names = [spec[0] for spec in specs]
+    seconds = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            gc.collect()
+            models[name].fit(x, y, callbacks=[timers[name]], **fit_kwargs)
+            if timers[name].steps != args.steps_per_round:
+                raise RuntimeError("{} ran {} steps, expected {}".format(
+                    name, timers[name].steps, args.steps_per_round))
+            seconds[name].append(timers[name].seconds)
+
+    load = (load_before, os.getloadavg()[0])
+    rows, results = [], {}
+    for name, label, _, inject, baseline in specs:
+        if baseline is None:
+            continue
+        ratios = np.array(seconds[name]) / np.array(seconds[baseline])
+        q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+        per_step = float(np.median(seconds[baseline])) / args.steps_per_round
+        results[name] = dict(baseline=baseline, optimizer=label, ratios=ratios.tolist(),
+                             median=median, q25=q25, q75=q75, baseline_s_per_step=per_step)
+        rows.append((name + " / " + baseline, label, "{:.3f}".format(median),
+                     "{:.3f} - {:.3f}".format(q25, q75), "{:.2f} ms".format(1e3 * per_step)))
+
+    header = ("variant / baseline", "optimizer", "median ratio", "IQR (25-75%)",
+              "baseline per step")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    print("\n{}  (1-min load average {:.1f} before, {:.1f} after, {} CPUs)".format(
+        stack, load[0], load[1], os.cpu_count()))
+    for row in [header] + rows:
+        print("  " + " | ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(stack=stack, keras=keras.__version__, python=platform.python_version(),
+                           args=vars(args), load_average=load, seconds=seconds, results=results),
+                      f, indent=1)
+        print("raw numbers written to", args.json)
+
+
+if __name__ == "__main__":
+    main()
