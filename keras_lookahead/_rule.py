@@ -32,3 +32,36 @@ def interpolate(slow, fast, alpha):
     ``alpha = 0`` returns ``phi`` bit for bit.
     """
     return (1.0 - alpha) * slow + alpha * fast
+
+
+def synced_values(fast, slow_levels, step_sizes, level_syncs, cond):
+    """The values after a sync of level 0, for Lookahead nested in Lookahead.
+
+    Level 0 is the paper's slow weights ``phi``, stepping by ``step_sizes[0]`` towards the fast
+    weights every ``k`` updates. Level ``i + 1`` (if any) steps by ``step_sizes[i + 1]`` towards
+    level ``i`` right after level ``i`` synced, on the steps ``level_syncs[i + 1]`` says; every
+    level that syncs, and all below it and the fast weights, are then reset to it. With one level
+    this is ``interpolate`` followed by ``theta <- phi``. Worked example (``SEMANTICS.md``):
+    theta0 = 10, +1 per update, k = 2, alpha = 0.5, s = 2, h = 0.5 gives 11 11 12 11 12 12 13 12.
+
+    Args:
+        fast: list of the fast weights' values.
+        slow_levels: per level, the list of that level's slow values.
+        step_sizes: per level, its step size (alpha, h, ...).
+        level_syncs: per level, a bool (tensor) telling whether it syncs now; entry 0 is unused
+            (level 0 syncs whenever this is called).
+        cond: the framework's ``cond(pred, true_fn, false_fn)``.
+
+    Returns:
+        ``(new_fast, new_slow_levels)``.
+    """
+
+    def climb(level, values):
+        new = [interpolate(s, v, step_sizes[level]) for s, v in zip(slow_levels[level], values)]
+        if level + 1 == len(slow_levels):
+            return new, [new]
+        final, uppers = cond(level_syncs[level + 1], lambda: climb(level + 1, new),
+                             lambda: (new, list(slow_levels[level + 1:])))
+        return final, [final] + list(uppers)
+
+    return climb(0, fast)

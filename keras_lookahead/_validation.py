@@ -3,12 +3,16 @@ import math
 import numbers
 
 
-def check_k(k, name="k"):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+def check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(
-            "`{}` must be an integer >= 1. Received: {}={!r} (of type {})".format(
-                name, name, k, type(k).__name__))
-    return int(k)
+            "`{}` must be an integer >= {}. Received: {}={!r} (of type {})".format(
+                name, minimum, name, value, type(value).__name__))
+    return int(value)
+
+
+def check_k(k, name="k"):
+    return check_int(k, name, minimum=1)
 
 
 def check_alpha(alpha, name="alpha"):

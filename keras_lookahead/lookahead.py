@@ -1,7 +1,7 @@
 """``Lookahead(k, alpha).inject(model)``: Lookahead inside a compiled model's own ``fit``."""
 from keras_lookahead import compat
 from keras_lookahead._patch import Patch
-from keras_lookahead._validation import check_alpha, check_k
+from keras_lookahead._validation import check_alpha, check_int, check_k
 
 _ATTR = "_keras_lookahead"
 
@@ -34,6 +34,10 @@ class Lookahead(object):
 
     def __repr__(self):
         return "Lookahead(k={}, alpha={})".format(self.k, self.alpha)
+
+    def _levels(self):
+        """``((period, step size), ...)`` of each slow level, innermost first."""
+        return ((self.k, self.alpha),)
 
     def inject(self, model):
         """Make ``model.fit`` (and ``train_on_batch``) train with Lookahead.
@@ -75,6 +79,38 @@ class Lookahead(object):
         return model
 
 
+class NestedLookahead(Lookahead):
+    """Lookahead applied to Lookahead: two slow levels, injected like :class:`Lookahead`.
+
+    Every ``k`` updates the inner slow weights ``phi`` sync with the fast weights as in
+    Lookahead; right after every ``s``-th such sync, the outer slow weights ``psi`` step towards
+    ``phi`` by ``h``, and ``phi`` and the fast weights restart from ``psi``. ``s = 0`` or ``h = 1``
+    is plain Lookahead.
+
+    Args:
+        k, alpha: as in :class:`Lookahead`.
+        s: int >= 0, the number of inner syncs between two outer syncs (0: no outer level).
+        h: float in [0, 1], the outer slow weights' step size.
+
+    Example:
+        >>> NestedLookahead(k=5, alpha=0.5, s=5, h=0.5).inject(model)
+    """
+
+    def __init__(self, k=5, alpha=0.5, s=5, h=0.5):
+        super(NestedLookahead, self).__init__(k, alpha)
+        self.s = check_int(s, "s", minimum=0)
+        self.h = check_alpha(h, "h")
+
+    def __repr__(self):
+        return "NestedLookahead(k={}, alpha={}, s={}, h={})".format(self.k, self.alpha, self.s,
+                                                                    self.h)
+
+    def _levels(self):
+        if self.s == 0:
+            return ((self.k, self.alpha),)
+        return ((self.k, self.alpha), (self.k * self.s, self.h))
+
+
 def remove(model):
     """Undo :meth:`Lookahead.inject`: ``fit`` trains with the bare optimizer again.
 
@@ -100,7 +136,7 @@ class _Injection(object):
         self._compile_patch = None
         self.state = None
         try:
-            self.state = adapter.create_state(model, lookahead.k, lookahead.alpha)
+            self.state = adapter.create_state(model, lookahead._levels())
             self._hook_optimizer()
             self._compile_patch = Patch(model, "compile", self._compile(model.compile))
             object.__setattr__(model, _ATTR, self)

@@ -20,9 +20,35 @@ class LookaheadReference(object):
         return [np.array(s, copy=True) for s in self.slow]
 
 
-def worked_trajectory(theta0, steps, k, alpha, delta=1.0):
+class NestedLookaheadReference(object):
+    """SEMANTICS.md's nested Lookahead, from its two rules: every k updates an inner sync
+    (phi <- phi + alpha (theta - phi); theta <- phi); right after every s-th inner sync,
+    psi <- psi + h (phi - psi); phi <- psi; theta <- psi."""
+
+    def __init__(self, weights, k, alpha, s, h):
+        self.k, self.alpha, self.s, self.h = k, alpha, s, h
+        self.t = self.inner_syncs = 0
+        self.phi = [np.array(w, copy=True) for w in weights]
+        self.psi = [np.array(w, copy=True) for w in weights]
+
+    def after_update(self, weights):
+        self.t += 1
+        if self.t % self.k:
+            return weights
+        self.phi = [p + np.float32(self.alpha) * (w - p) for p, w in zip(self.phi, weights)]
+        self.inner_syncs += 1
+        if self.s and self.inner_syncs % self.s == 0:
+            self.psi = [q + np.float32(self.h) * (p - q) for q, p in zip(self.psi, self.phi)]
+            self.phi = [np.array(q, copy=True) for q in self.psi]
+        return [np.array(p, copy=True) for p in self.phi]
+
+
+def worked_trajectory(theta0, steps, k, alpha, delta=1.0, nested=None):
     """theta after each of ``steps`` inner updates that each add ``delta``."""
-    la = LookaheadReference([np.float64(theta0)], k, alpha)
+    if nested is None:
+        la = LookaheadReference([np.float64(theta0)], k, alpha)
+    else:
+        la = NestedLookaheadReference([np.float64(theta0)], k, alpha, *nested)
     theta, out = [np.float64(theta0)], []
     for _ in range(steps):
         theta = la.after_update([theta[0] + delta])
@@ -42,8 +68,11 @@ class MLPReference(object):
         # gradient accumulation: one update every `accumulate` calls of step(), on the mean
         self.accumulate, self.micro, self.acc = accumulate, 0, [np.zeros_like(w) for w in self.w]
 
-    def attach(self, k, alpha):
-        self.lookahead = LookaheadReference(self.w, k, alpha)
+    def attach(self, k, alpha, s=None, h=None):
+        if s is None:
+            self.lookahead = LookaheadReference(self.w, k, alpha)
+        else:
+            self.lookahead = NestedLookaheadReference(self.w, k, alpha, s, h)
 
     def grads(self, x, y):
         w1, b1, w2, b2 = self.w

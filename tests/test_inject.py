@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_lookahead
-from keras_lookahead import Lookahead, compat, remove
+from keras_lookahead import Lookahead, NestedLookahead, compat, remove
 from reference import MLPReference
 
 ATOL = 2e-5
@@ -74,6 +74,39 @@ def test_worked_trajectory(stack):
         model.train_on_batch(ones, ones)
         path.append(float(model.get_weights()[0][0, 0]))
     assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
+
+
+def test_nested_worked_trajectory(stack):
+    """SEMANTICS.md: theta0 = 10, +1 per update, k = 2, alpha = .5, s = 2, h = .5."""
+    keras, K = stack.keras, stack.K
+    inp = keras.layers.Input((1,))
+    out = keras.layers.Dense(1, use_bias=False,
+                             kernel_initializer=keras.initializers.Constant(10.0))(inp)
+    model = stack.compile(keras.models.Model(inp, out), stack.sgd(1.0),
+                          loss=lambda y_true, y_pred: -K.mean(y_pred))
+    NestedLookahead(k=2, alpha=0.5, s=2, h=0.5).inject(model)
+    ones = np.ones((1, 1), "float32")
+    path = []
+    for _ in range(8):
+        model.train_on_batch(ones, ones)
+        path.append(float(model.get_weights()[0][0, 0]))
+    assert path == [11, 11, 12, 11, 12, 12, 13, 12]
+
+
+@pytest.mark.parametrize("k,alpha,s,h", [(2, 0.5, 3, 0.6), (3, 0.8, 2, 0.3)])
+def test_nested_matches_reference(stack, data, k, alpha, s, h):
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+    NestedLookahead(k=k, alpha=alpha, s=s, h=h).inject(model)
+    train(model, x, y)
+
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(k, alpha, s, h)
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    plain_la = MLPReference(w0, lr=0.1, momentum=0.9)
+    plain_la.attach(k, alpha)
+    assert max_gap(expected, train_reference(plain_la, x, y)) > STEPS_APART
 
 
 @pytest.mark.parametrize("optimizer", ["keras", "tf.train"])

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from keras_lookahead import Lookahead
+from keras_lookahead import Lookahead, NestedLookahead
 
 
 @pytest.mark.parametrize("k", [0, -3, 2.0, 1.5, True, "5", None, float("nan")])
@@ -33,3 +33,26 @@ def test_good_arguments(k, alpha):
 def test_numpy_integer_k_is_accepted():
     np = pytest.importorskip("numpy")
     assert Lookahead(k=np.int64(3), alpha=np.float32(0.25)).k == 3
+
+
+@pytest.mark.parametrize("s", [-1, 1.0, True, "2", None])
+def test_bad_s(s):
+    with pytest.raises(ValueError) as err:
+        NestedLookahead(s=s)
+    assert "`s` must be an integer >= 0. Received: s={!r}".format(s) in str(err.value)
+
+
+@pytest.mark.parametrize("h", [-0.5, 2, float("nan"), False])
+def test_bad_h(h):
+    with pytest.raises(ValueError) as err:
+        NestedLookahead(h=h)
+    assert "`h` must be a real number in the range [0, 1]. Received: h={!r}".format(h) in str(
+        err.value)
+
+
+def test_nested_levels():
+    assert NestedLookahead(k=3, alpha=0.5, s=4, h=0.25)._levels() == ((3, 0.5), (12, 0.25))
+    assert NestedLookahead(k=3, alpha=0.5, s=0, h=0.25)._levels() == ((3, 0.5),)
+    assert repr(NestedLookahead(2, 0.5, 3, 1)) == "NestedLookahead(k=2, alpha=0.5, s=3, h=1.0)"
+    with pytest.raises(ValueError, match="`k` must be an integer >= 1"):
+        NestedLookahead(k=0)

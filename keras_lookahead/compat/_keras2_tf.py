@@ -69,8 +69,8 @@ class Keras2TFAdapter(object):
                 ids.add(id(w))
         return weights
 
-    def create_state(self, model, k, alpha):
-        return _tf.TFState(k, alpha, self.trainable_weights(model), self._run_initializers)
+    def create_state(self, model, levels):
+        return _tf.TFState(levels, self.trainable_weights(model), self._run_initializers)
 
     def _run_initializers(self, ops):
         importlib.import_module(self._backend_module).get_session().run(ops)

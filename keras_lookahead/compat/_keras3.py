@@ -23,6 +23,11 @@ from keras_lookahead import _rule
 from keras_lookahead._patch import Patch
 
 
+def _copy(variable):
+    """A numpy copy: assigning a weight's own buffer to another variable aliases it under JAX."""
+    return np.array(ops.convert_to_numpy(variable))
+
+
 def _innermost(optimizer):
     inner = getattr(optimizer, "inner_optimizer", None)
     return optimizer if inner is None else _innermost(inner)
@@ -31,14 +36,14 @@ def _innermost(optimizer):
 class Keras3State(object):
     """Counter and slow weights, held as variables of the optimizer that applies updates."""
 
-    def __init__(self, k, alpha, weights, select_values):
-        self.k, self.alpha = k, alpha
+    def __init__(self, levels, weights, select_values):
+        self.levels = tuple(levels)
         self._select_values = select_values
         self.optimizer = None
         self.counter = None
-        self._slots = {}  # id(weight) -> (weight, slow variable)
-        # Until an optimizer holds the state: the anchor, a copy of the weights now.
-        self._pending = {id(w): (w, np.array(ops.convert_to_numpy(w))) for w in weights}
+        self._slots = {}  # id(weight) -> (weight, [slow variable of each level])
+        # Until an optimizer holds the state: the values of each level (the weights now).
+        self._pending = {id(w): (w, [_copy(w)] * len(self.levels)) for w in weights}
         self._count = 0
 
     def bind(self, optimizer, weights):
@@ -47,21 +52,21 @@ class Keras3State(object):
             return
         if not optimizer.built:
             optimizer.build(weights)
-        values = dict(self._pending)
-        for key, (w, slow) in self._slots.items():
-            values[key] = (w, np.array(ops.convert_to_numpy(slow)))
-        count = self._count if self.counter is None else int(ops.convert_to_numpy(self.counter))
         self.release()
+        values, count = self._pending, self._count
         target = _innermost(optimizer)
         self.counter = target.add_variable(shape=(), dtype=target.iterations.dtype,
                                            name="lookahead_counter")
         self.counter.assign(count)
         for w in weights:
-            slow = target.add_variable_from_reference(w, name="lookahead_slow")
-            # a numpy copy: assigning w's own buffer would alias it under JAX
-            anchor = values.get(id(w), (w, None))[1]
-            slow.assign(np.array(ops.convert_to_numpy(w)) if anchor is None else anchor)
-            self._slots[id(w)] = (w, slow)
+            anchors = values[id(w)][1] if id(w) in values else [_copy(w)] * len(self.levels)
+            slows = []
+            for level, anchor in enumerate(anchors):
+                slow = target.add_variable_from_reference(
+                    w, name="lookahead_slow{}".format(level or ""))
+                slow.assign(anchor)
+                slows.append(slow)
+            self._slots[id(w)] = (w, slows)
         self.optimizer, self._pending = target, {}
 
     def release(self):
@@ -69,56 +74,56 @@ class Keras3State(object):
         if self.optimizer is None:
             return
         self._count = int(ops.convert_to_numpy(self.counter))
-        self._pending = {key: (w, np.array(ops.convert_to_numpy(s)))
-                         for key, (w, s) in self._slots.items()}
-        for v in [self.counter] + [s for _, s in self._slots.values()]:
+        self._pending = {key: (w, [_copy(s) for s in slows])
+                         for key, (w, slows) in self._slots.items()}
+        for v in [self.counter] + [s for _, slows in self._slots.values() for s in slows]:
             self.optimizer._untrack_variable(v)
         self.optimizer, self.counter, self._slots = None, None, {}
 
-    def slow(self, weight):
+    def slow(self, weight, level=0):
         entry = self._slots.get(id(weight))
         if entry is None:
             raise RuntimeError(
                 "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
                 "Lookahead was injected or the model last compiled. Call model.compile(...) "
                 "after changing which weights are trainable.".format(weight.path))
-        return entry[1]
+        return entry[1][level]
 
-    def slow_weights(self, weights):
-        return [self.slow(w) for w in weights]
+    def slow_weights(self, weights, level=0):
+        return [self.slow(w, level) for w in weights]
 
     def after_apply(self, applied, weights):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the
         last step of a period, sync."""
-        pairs = [(w, self.slow(w)) for w in weights]
+        slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         if applied is None:
             count = self.counter + 1
-            sync = _rule.is_sync_step(count, self.k, equal=ops.equal)
         else:
             count = self.counter + ops.cast(applied, self.counter.dtype)
-            sync = ops.logical_and(applied, _rule.is_sync_step(count, self.k, equal=ops.equal))
         self.counter.assign(count)
-        if self._select_values:
-            fast = [w.value for w, _ in pairs]
-            slow = [s.value for _, s in pairs]
+        syncs = [_rule.is_sync_step(count, period, equal=ops.equal) for period, _ in self.levels]
+        if applied is not None:
+            syncs = [ops.logical_and(applied, sync) for sync in syncs]
+        steps = [step for _, step in self.levels]
+        variables = list(weights) + [s for slows in slow_levels for s in slows]
 
-            def synced():
-                new = [_rule.interpolate(s, f, self.alpha) for s, f in zip(slow, fast)]
-                return new, new
+        def synced():
+            new_fast, new_levels = _rule.synced_values(
+                [w.value for w in weights], [[s.value for s in slows] for slows in slow_levels],
+                steps, syncs, ops.cond)
+            return list(new_fast) + [v for values in new_levels for v in values]
 
-            new_slow, new_fast = ops.cond(sync, synced, lambda: (slow, fast))
-            for (w, s), ns, nf in zip(pairs, new_slow, new_fast):
-                s.assign(ns)
-                w.assign(nf)
+        if self._select_values:  # JAX: no assignment inside lax.cond
+            new = ops.cond(syncs[0], synced, lambda: [v.value for v in variables])
+            for v, value in zip(variables, new):
+                v.assign(value)
             return
 
-        def do_sync():
-            for w, s in pairs:
-                new = _rule.interpolate(s.value, w.value, self.alpha)
-                s.assign(new)
-                w.assign(new)
+        def sync():
+            for v, value in zip(variables, synced()):
+                v.assign(value)
 
-        ops.cond(sync, do_sync, lambda: None)
+        ops.cond(syncs[0], sync, lambda: None)
 
 
 def _apply_hook(original, optimizer, state):
@@ -150,8 +155,8 @@ class Keras3Adapter(object):
     def trainable_weights(self, model):
         return list(model.trainable_variables)
 
-    def create_state(self, model, k, alpha):
-        return Keras3State(k, alpha, self.trainable_weights(model),
+    def create_state(self, model, levels):
+        return Keras3State(levels, self.trainable_weights(model),
                            select_values=self._backend == "jax")
 
     def prepare(self, model, optimizer, state):

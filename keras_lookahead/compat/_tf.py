@@ -15,16 +15,16 @@ class TFState(object):
     """Counter and slow weights of one injected model.
 
     Args:
-        k, alpha: the Lookahead hyper-parameters (already validated).
+        levels: ``((period, step_size), ...)``: ``((k, alpha),)`` for Lookahead, one more level
+            for nested Lookahead (already validated).
         weights: the trainable weights at attach time; their current values become the slow
-            weights.
+            weights (of every level).
         run_initializers: callable that runs a list of initializer ops in the model's session
             (graph mode only).
     """
 
-    def __init__(self, k, alpha, weights, run_initializers):
-        self.k = k
-        self.alpha = alpha
+    def __init__(self, levels, weights, run_initializers):
+        self.levels = tuple(levels)
         self._run_initializers = run_initializers
         self._slots = {}
         self.counter = self._create([lambda: tf.Variable(
@@ -51,44 +51,48 @@ class TFState(object):
         if not missing:
             return
 
-        def maker(w):
-            return lambda: tf.Variable(w.read_value(), trainable=False,
-                                       name="lookahead/slow/" + w.name.split(":")[0])
+        def maker(w, level):
+            return lambda: tf.Variable(w.read_value(), trainable=False, name="lookahead/slow{}/{}"
+                                       .format(level or "", w.name.split(":")[0]))
 
-        slows = self._create([maker(w) for w in missing], missing[0])
-        for w, s in zip(missing, slows):
-            self._slots[id(w)] = (w, s)
+        n = len(self.levels)
+        slows = self._create([maker(w, level) for w in missing for level in range(n)],
+                             missing[0])
+        for i, w in enumerate(missing):
+            self._slots[id(w)] = (w, slows[i * n:(i + 1) * n])
 
-    def slow(self, weight):
+    def slow(self, weight, level=0):
         entry = self._slots.get(id(weight))
         if entry is None:
             raise RuntimeError(
                 "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
                 "Lookahead was injected or the model last compiled. Call model.compile(...) "
                 "after changing which weights are trainable.".format(weight.name))
-        return entry[1]
+        return entry[1][level]
 
-    def slow_weights(self, weights):
-        return [self.slow(w) for w in weights]
+    def slow_weights(self, weights, level=0):
+        return [self.slow(w, level) for w in weights]
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
         the slow weights and reset ``weights`` to them. Returns a bool tensor: synced or not."""
-        pairs = [(w, self.slow(w)) for w in weights]
+        slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         with tf.control_dependencies([d for d in deps if d is not None]):
             count = self.counter.assign_add(1)
+        syncs = [_rule.is_sync_step(count, period, equal=tf.equal) for period, _ in self.levels]
 
         def sync():
-            assigns = []
-            for fast, slow in pairs:
-                new = _rule.interpolate(slow.read_value(), fast.read_value(), self.alpha)
-                assigns.append(slow.assign(new, read_value=False))
-                assigns.append(fast.assign(new, read_value=False))
+            new_fast, new_levels = _rule.synced_values(
+                [w.read_value() for w in weights],
+                [[s.read_value() for s in slows] for slows in slow_levels],
+                [step for _, step in self.levels], syncs, tf.cond)
+            assigns = [w.assign(v, read_value=False) for w, v in zip(weights, new_fast)]
+            for slows, values in zip(slow_levels, new_levels):
+                assigns += [s.assign(v, read_value=False) for s, v in zip(slows, values)]
             with tf.control_dependencies(assigns):
                 return tf.constant(True)
 
-        return tf.cond(_rule.is_sync_step(count, self.k, equal=tf.equal), sync,
-                       lambda: tf.constant(False))
+        return tf.cond(syncs[0], sync, lambda: tf.constant(False))
 
 
 def apply_gradients_hook(original, state):
