@@ -5,9 +5,9 @@
     model.fit(x, y)
 """
 from keras_lookahead.compat import SUPPORTED, UnsupportedVersionError, supported_table
-from keras_lookahead.lookahead import Lookahead, NestedLookahead, remove
+from keras_lookahead.lookahead import Lookahead, NestedLookahead, remove, slow_weights
 
 __version__ = "0.1.0"
 
-__all__ = ["Lookahead", "NestedLookahead", "remove", "SUPPORTED", "UnsupportedVersionError", "supported_table",
+__all__ = ["Lookahead", "NestedLookahead", "remove", "slow_weights", "SUPPORTED", "UnsupportedVersionError", "supported_table",
            "__version__"]

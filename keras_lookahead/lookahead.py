@@ -1,4 +1,6 @@
 """``Lookahead(k, alpha).inject(model)``: Lookahead inside a compiled model's own ``fit``."""
+import contextlib
+
 from keras_lookahead import compat
 from keras_lookahead._patch import Patch
 from keras_lookahead._validation import check_alpha, check_int, check_k
@@ -111,17 +113,54 @@ class NestedLookahead(Lookahead):
         return ((self.k, self.alpha), (self.k * self.s, self.h))
 
 
+@contextlib.contextmanager
+def slow_weights(model, level=0):
+    """Put the slow weights into ``model`` for the ``with`` block, then the fast ones back.
+
+    Between syncs the slow weights are the point Lookahead believes in; the paper and optax
+    recommend evaluating, predicting or exporting them. On leaving the block the fast weights,
+    the slow weights and the step counter are exactly as they were (bit for bit), so training can
+    go on as if nothing happened.
+
+    Args:
+        model: a model Lookahead is injected into.
+        level: 0 for the slow weights; 1 for :class:`NestedLookahead`'s outer ones.
+
+    Example:
+        >>> with keras_lookahead.slow_weights(model):
+        ...     model.evaluate(x_val, y_val)
+        ...     model.save_weights("slow.weights.h5")
+    """
+    injection = _injection_of(model)
+    levels = len(injection.lookahead._levels())
+    if isinstance(level, bool) or level not in range(levels):
+        raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
+                         .format(levels, injection.lookahead, level))
+    adapter, state = injection.adapter, injection.state
+    weights = adapter.trainable_weights(model)
+    fast = adapter.get_values(weights)
+    adapter.set_values(weights, adapter.get_values(state.slow_weights(weights, level)))
+    try:
+        yield model
+    finally:
+        adapter.set_values(weights, fast)
+
+
+def _injection_of(model):
+    injection = vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
+    if injection is None:
+        raise ValueError("`model` has no Lookahead injected. Received: model={!r}".format(
+            getattr(model, "name", model)))
+    return injection
+
+
 def remove(model):
     """Undo :meth:`Lookahead.inject`: ``fit`` trains with the bare optimizer again.
 
     The weights stay as they are (the fast weights). Raises ValueError if ``model`` has no
     Lookahead.
     """
-    injection = vars(model).get(_ATTR)
-    if injection is None:
-        raise ValueError("`model` has no Lookahead injected. Received: model={!r}".format(
-            getattr(model, "name", model)))
-    injection.detach()
+    _injection_of(model).detach()
 
 
 class _Injection(object):

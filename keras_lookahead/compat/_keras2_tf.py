@@ -21,6 +21,7 @@ optimizer instance's ``apply_gradients`` covers every path; the counter lives in
 """
 import importlib
 
+import numpy as np
 import tensorflow as tf
 
 from keras_lookahead._patch import Patch
@@ -72,8 +73,17 @@ class Keras2TFAdapter(object):
     def create_state(self, model, levels):
         return _tf.TFState(levels, self.trainable_weights(model), self._run_initializers)
 
+    def _backend(self):
+        return importlib.import_module(self._backend_module)
+
     def _run_initializers(self, ops):
-        importlib.import_module(self._backend_module).get_session().run(ops)
+        self._backend().get_session().run(ops)
+
+    def get_values(self, variables):
+        return [np.array(v) for v in self._backend().batch_get_value(list(variables))]
+
+    def set_values(self, variables, values):
+        self._backend().batch_set_value(list(zip(variables, values)))
 
     def prepare(self, model, optimizer, state):
         state.ensure(self.trainable_weights(model))

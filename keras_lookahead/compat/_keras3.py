@@ -169,5 +169,12 @@ class Keras3Adapter(object):
     def release(self, state):
         state.release()
 
+    def get_values(self, variables):
+        return [_copy(v) for v in variables]
+
+    def set_values(self, variables, values):
+        for v, value in zip(variables, values):
+            v.assign(value)
+
     def reset_train_function(self, model):
         model.train_function = None
