@@ -59,37 +59,34 @@ def make_optimizer(stack, kind, lr, momentum):
     return stack.sgd(lr, momentum)
 
 
-def test_worked_trajectory(stack):
-    """SEMANTICS.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
+def worked_path(stack, lookahead, steps, lr=1.0, loss_factor=1.0):
+    """theta after each of ``steps`` train_on_batch calls of SEMANTICS.md's worked example:
+    one weight, theta0 = 10, loss -factor * theta, SGD(lr): each update adds lr * factor."""
     keras, K = stack.keras, stack.K
     inp = keras.layers.Input((1,))
     out = keras.layers.Dense(1, use_bias=False,
                              kernel_initializer=keras.initializers.Constant(10.0))(inp)
-    model = stack.compile(keras.models.Model(inp, out), stack.sgd(1.0),
-                          loss=lambda y_true, y_pred: -K.mean(y_pred))
-    Lookahead(k=3, alpha=0.5).inject(model)
+    model = stack.compile(keras.models.Model(inp, out), stack.sgd(lr),
+                          loss=lambda y_true, y_pred: -loss_factor * K.mean(
+                              K.cast(y_pred, "float32")))
+    lookahead.inject(model)
     ones = np.ones((1, 1), "float32")
     path = []
-    for _ in range(10):
+    for _ in range(steps):
         model.train_on_batch(ones, ones)
         path.append(float(model.get_weights()[0][0, 0]))
+    return model, path
+
+
+def test_worked_trajectory(stack):
+    """SEMANTICS.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
+    _, path = worked_path(stack, Lookahead(k=3, alpha=0.5), 10)
     assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
 
 
 def test_nested_worked_trajectory(stack):
     """SEMANTICS.md: theta0 = 10, +1 per update, k = 2, alpha = .5, s = 2, h = .5."""
-    keras, K = stack.keras, stack.K
-    inp = keras.layers.Input((1,))
-    out = keras.layers.Dense(1, use_bias=False,
-                             kernel_initializer=keras.initializers.Constant(10.0))(inp)
-    model = stack.compile(keras.models.Model(inp, out), stack.sgd(1.0),
-                          loss=lambda y_true, y_pred: -K.mean(y_pred))
-    NestedLookahead(k=2, alpha=0.5, s=2, h=0.5).inject(model)
-    ones = np.ones((1, 1), "float32")
-    path = []
-    for _ in range(8):
-        model.train_on_batch(ones, ones)
-        path.append(float(model.get_weights()[0][0, 0]))
+    _, path = worked_path(stack, NestedLookahead(k=2, alpha=0.5, s=2, h=0.5), 8)
     assert path == [11, 11, 12, 11, 12, 12, 13, 12]
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from keras_lookahead import Lookahead
 from reference import MLPReference, worked_trajectory
-from test_inject import assert_weights, max_gap, train, train_reference, STEPS_APART
+from test_inject import (STEPS_APART, assert_weights, max_gap, train, train_reference,
+                         worked_path)
 
 
 @pytest.mark.parametrize("extra", [{"steps_per_execution": 2}, {"steps_per_execution": 3},
@@ -47,24 +48,12 @@ def test_mixed_precision_skipped_steps_are_not_counted(stack):
     set_policy = _mixed_precision(stack.keras)
     if set_policy is None:
         pytest.skip("no keras.mixed_precision.set_global_policy on this stack (TF >= 2.4)")
-    keras = stack.keras
     set_policy("mixed_float16")
     try:
-        inp = keras.layers.Input((1,))
-        out = keras.layers.Dense(1, use_bias=False,
-                                 kernel_initializer=keras.initializers.Constant(10.0))(inp)
-        model = keras.models.Model(inp, out)
         # d loss / d w = -1000: 1000 * 2^15 overflows float16; steps apply once scale <= 64
-        stack.compile(model, stack.sgd(0.001),
-                      loss=lambda y_true, y_pred: -1000.0 * stack.K.mean(
-                          stack.K.cast(y_pred, "float32")))
+        model, path = worked_path(stack, Lookahead(k=3, alpha=0.5), 22, lr=0.001,
+                                  loss_factor=1000.0)
         assert "LossScale" in type(model.optimizer).__name__
-        Lookahead(k=3, alpha=0.5).inject(model)
-        ones = np.ones((1, 1), "float32")
-        path = []
-        for _ in range(22):
-            model.train_on_batch(ones, ones)
-            path.append(float(model.get_weights()[0][0, 0]))
     finally:
         set_policy("float32")
     skipped = next(i for i, w in enumerate(path) if w != 10.0)

@@ -20,6 +20,7 @@ import keras
 from keras import ops
 
 from keras_lookahead import _rule
+from keras_lookahead.compat._slots import SlotTable
 from keras_lookahead._patch import Patch
 
 
@@ -33,7 +34,7 @@ def _innermost(optimizer):
     return optimizer if inner is None else _innermost(inner)
 
 
-class Keras3State(object):
+class Keras3State(SlotTable):
     """Counter and slow weights, held as variables of the optimizer that applies updates."""
 
     def __init__(self, levels, weights, select_values):
@@ -41,7 +42,7 @@ class Keras3State(object):
         self._select_values = select_values
         self.optimizer = None
         self.counter = None
-        self._slots = {}  # id(weight) -> (weight, [slow variable of each level])
+        SlotTable.__init__(self)
         # Until an optimizer holds the state: the values of each level (the weights now).
         self._pending = {id(w): (w, [_copy(w)] * len(self.levels)) for w in weights}
         self._count = 0
@@ -79,18 +80,6 @@ class Keras3State(object):
         for v in [self.counter] + [s for _, slows in self._slots.values() for s in slows]:
             self.optimizer._untrack_variable(v)
         self.optimizer, self.counter, self._slots = None, None, {}
-
-    def slow(self, weight, level=0):
-        entry = self._slots.get(id(weight))
-        if entry is None:
-            raise RuntimeError(
-                "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
-                "Lookahead was injected or the model last compiled. Call model.compile(...) "
-                "after changing which weights are trainable.".format(weight.path))
-        return entry[1][level]
-
-    def slow_weights(self, weights, level=0):
-        return [self.slow(w, level) for w in weights]
 
     def after_apply(self, applied, weights):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the

@@ -9,9 +9,10 @@ back to the host. The version-specific part, which optimizer method to wrap, is 
 import tensorflow as tf
 
 from keras_lookahead import _rule
+from keras_lookahead.compat._slots import SlotTable
 
 
-class TFState(object):
+class TFState(SlotTable):
     """Counter and slow weights of one injected model.
 
     Args:
@@ -26,7 +27,7 @@ class TFState(object):
     def __init__(self, levels, weights, run_initializers):
         self.levels = tuple(levels)
         self._run_initializers = run_initializers
-        self._slots = {}
+        SlotTable.__init__(self)
         self.counter = self._create([lambda: tf.Variable(
             0, dtype=tf.int64, trainable=False, name="lookahead/counter")], weights[0])[0]
         self.ensure(weights)
@@ -60,18 +61,6 @@ class TFState(object):
                              missing[0])
         for i, w in enumerate(missing):
             self._slots[id(w)] = (w, slows[i * n:(i + 1) * n])
-
-    def slow(self, weight, level=0):
-        entry = self._slots.get(id(weight))
-        if entry is None:
-            raise RuntimeError(
-                "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
-                "Lookahead was injected or the model last compiled. Call model.compile(...) "
-                "after changing which weights are trainable.".format(weight.name))
-        return entry[1][level]
-
-    def slow_weights(self, weights, level=0):
-        return [self.slow(w, level) for w in weights]
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move

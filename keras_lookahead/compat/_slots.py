@@ -1,0 +1,21 @@
+"""What every adapter's state shares: the table from a trainable weight to its slow copies."""
+
+
+class SlotTable(object):
+    """``self._slots``: id(weight) -> (weight, [slow copy of each level])."""
+
+    def __init__(self):
+        self._slots = {}
+
+    def slow(self, weight, level=0):
+        entry = self._slots.get(id(weight))
+        if entry is None:
+            raise RuntimeError(
+                "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
+                "Lookahead was injected or the model last compiled. Call model.compile(...) "
+                "after changing which weights are trainable.".format(
+                    getattr(weight, "path", None) or weight.name))
+        return entry[1][level]
+
+    def slow_weights(self, weights, level=0):
+        return [self.slow(w, level) for w in weights]
