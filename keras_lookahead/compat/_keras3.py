@@ -48,8 +48,9 @@ class Keras3State(SlotTable):
         self._count = 0
 
     def bind(self, optimizer, weights):
-        """Hold the state in ``optimizer`` (built on ``weights`` if it is not yet)."""
-        if optimizer is self.optimizer:
+        """Hold the state in ``optimizer`` (built on ``weights`` if it is not yet), or in the
+        innermost optimizer it wraps."""
+        if _innermost(optimizer) is self.optimizer:
             return
         if not optimizer.built:
             optimizer.build(weights)
