@@ -152,7 +152,7 @@ def main():
 
     load = (load_before, os.getloadavg()[0])
     rows, results = [], {}
-    for name, label, _, inject, baseline in specs:
+    for name, label, _, _, baseline in specs:
         if baseline is None:
             continue
         ratios = np.array(seconds[name]) / np.array(seconds[baseline])
