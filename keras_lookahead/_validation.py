@@ -23,3 +23,14 @@ def check_alpha(alpha, name="alpha"):
             "`{}` must be a real number in the range [0, 1]. Received: {}={!r} (of type {})".format(
                 name, name, alpha, type(alpha).__name__))
     return float(alpha)
+
+
+PULLBACK_MODES = ("none", "reset", "pullback")
+
+
+def check_pullback(pullback):
+    if pullback not in PULLBACK_MODES:
+        raise ValueError(
+            "`pullback` must be one of {}. Received: pullback={!r}".format(
+                ", ".join('"{}"'.format(m) for m in PULLBACK_MODES), pullback))
+    return pullback

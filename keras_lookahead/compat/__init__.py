@@ -113,3 +113,39 @@ def adapter_for(model):
             raise _unsupported(found)
         return _keras2_adapter(found, cls)
     raise _unsupported("{} {}".format(root, version))
+
+
+def _installed_keras_version():
+    """The version of the installed ``keras`` distribution, without importing it (None if
+    there is none, or on Python < 3.8 where no Keras 3 exists)."""
+    try:
+        from importlib import metadata
+    except ImportError:
+        return None
+    try:
+        return Version(metadata.version("keras"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def register_optimizer():
+    """Import (and so register for ``load_model``) the Keras 3 ``LookaheadOptimizer`` when the
+    installed Keras is 3.x; otherwise do nothing."""
+    version = _installed_keras_version()
+    if version is not None and version.major >= 3 and _in_range(str(version), _KERAS3_RANGE):
+        from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
+
+
+def lookahead_optimizer_class():
+    """The ``LookaheadOptimizer`` class for the installed Keras."""
+    version = _installed_keras_version()
+    if version is None or version.major < 3:
+        found = "Keras {}".format(version) if version is not None else "no Keras 3"
+        raise UnsupportedVersionError(
+            "LookaheadOptimizer needs Keras 3.8 - 3.15 in this release; found {}. With "
+            "tf.keras, tf_keras or standalone Keras, use Lookahead(k, alpha).inject(model) "
+            "after compile. Supported stacks for inject:\n{}".format(found, supported_table()))
+    if not _in_range(str(version), _KERAS3_RANGE):
+        raise _unsupported("Keras {}".format(version))
+    from keras_lookahead.compat import _keras3_optimizer
+    return _keras3_optimizer.LookaheadOptimizer

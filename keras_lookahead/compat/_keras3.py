@@ -7,13 +7,14 @@ slow weights are variables of that optimizer (``add_variable``), so that JAX thr
 its jitted state like the optimizer's own; plain ``keras.Variable``s would silently stay at their
 initial values there (``INTERNALS.md``). A loss-scale optimizer calls its inner optimizer only when
 the gradients are finite, so the inner one is hooked and a skipped step is not counted; with
-``gradient_accumulation_steps`` a step counts only when ``iterations`` moved, i.e. an update was
-applied.
+``gradient_accumulation_steps`` only the calls that apply the accumulated update count.
 
 The sync runs only on sync steps where the backend has a real branch: ``tf.cond`` on TensorFlow
 and a Python ``if`` on torch (eager). JAX under ``jit`` cannot assign inside ``lax.cond``, so there
 the branch returns the new values and the assignment follows it.
 """
+import contextlib
+
 import numpy as np
 
 import keras
@@ -29,6 +30,22 @@ def _copy(variable):
     return np.array(ops.convert_to_numpy(variable))
 
 
+def _constant(value):
+    def initializer(shape, dtype=None):
+        return value
+
+    return initializer
+
+
+def _eager_scope():
+    """Where variables can be read to numpy even while a train step is being traced (an
+    optimizer may be built inside it): TensorFlow's init_scope; other backends are eager."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.init_scope()
+    return contextlib.nullcontext()
+
+
 def _innermost(optimizer):
     inner = getattr(optimizer, "inner_optimizer", None)
     return optimizer if inner is None else _innermost(inner)
@@ -37,9 +54,9 @@ def _innermost(optimizer):
 class Keras3State(SlotTable):
     """Counter and slow weights, held as variables of the optimizer that applies updates."""
 
-    def __init__(self, levels, weights, select_values):
+    def __init__(self, levels, weights=()):
         self.levels = tuple(levels)
-        self._select_values = select_values
+        self._select_values = keras.backend.backend() == "jax"
         self.optimizer = None
         self.counter = None
         SlotTable.__init__(self)
@@ -55,19 +72,26 @@ class Keras3State(SlotTable):
         if not optimizer.built:
             optimizer.build(weights)
         self.release()
+        self.hold_in(_innermost(optimizer), weights)
+
+    def hold_in(self, target, weights):
+        """Create the counter and the slow weights as variables of the optimizer ``target``,
+        from the pending values (or, for a weight without any, from its value now)."""
         values, count = self._pending, self._count
-        target = _innermost(optimizer)
-        self.counter = target.add_variable(shape=(), dtype=target.iterations.dtype,
-                                           name="lookahead_counter")
-        self.counter.assign(count)
-        for w in weights:
-            anchors = values[id(w)][1] if id(w) in values else [_copy(w)] * len(self.levels)
+        # Initial values are constants, taken now: TensorFlow lifts constant initializers out of
+        # a traced (even XLA-compiled) train step, where the optimizer may be built.
+        with _eager_scope():
+            anchors = [values[id(w)][1] if id(w) in values else [_copy(w)] * len(self.levels)
+                       for w in weights]
+        self.counter = target.add_variable(
+            shape=(), dtype=target.iterations.dtype, name="lookahead_counter",
+            initializer=keras.initializers.Constant(count))
+        for w, levels in zip(weights, anchors):
             slows = []
-            for level, anchor in enumerate(anchors):
-                slow = target.add_variable_from_reference(
-                    w, name="lookahead_slow{}".format(level or ""))
-                slow.assign(anchor)
-                slows.append(slow)
+            for level, anchor in enumerate(levels):
+                slows.append(target.add_variable_from_reference(
+                    w, name="lookahead_slow{}".format(level or ""),
+                    initializer=_constant(anchor)))
             self._slots[id(w)] = (w, slows)
         self.optimizer, self._pending = target, {}
 
@@ -116,19 +140,26 @@ class Keras3State(SlotTable):
         ops.cond(syncs[0], sync, lambda: None)
 
 
+def update_applied(optimizer):
+    """Called right after ``optimizer.apply``: whether it applied an update. None when every
+    call does; with ``gradient_accumulation_steps = n``, a bool tensor, true on every n-th call
+    (the raw call counter ``_iterations``, already incremented, is a multiple of n). Read after
+    the call only: a value read before it can alias the live counter under ``torch.compile``."""
+    n = optimizer.gradient_accumulation_steps
+    if not n:
+        return None
+    return ops.equal(ops.mod(optimizer._iterations, n), 0)
+
+
 def _apply_hook(original, optimizer, state):
     def apply(grads, trainable_variables=None):
         grads = list(grads)
         if not grads:
             return original(grads, trainable_variables)
-        accumulating = bool(optimizer.gradient_accumulation_steps)
-        # `iterations` counts applied updates; `+ 0` reads it now, not as a live reference
-        before = optimizer.iterations + 0 if accumulating else None
         result = original(grads, trainable_variables)
         weights = (optimizer._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
-        state.after_apply(ops.not_equal(optimizer.iterations, before) if accumulating else None,
-                          weights)
+        state.after_apply(update_applied(optimizer), weights)
         return result
 
     return apply
@@ -146,8 +177,7 @@ class Keras3Adapter(object):
         return list(model.trainable_variables)
 
     def create_state(self, model, levels):
-        return Keras3State(levels, self.trainable_weights(model),
-                           select_values=self._backend == "jax")
+        return Keras3State(levels, self.trainable_weights(model))
 
     def prepare(self, model, optimizer, state):
         state.bind(optimizer, self.trainable_weights(model))

@@ -1,0 +1,139 @@
+"""``LookaheadOptimizer`` for Keras 3: Lookahead as an optimizer that wraps another.
+
+Built like Keras' own ``LossScaleOptimizer``: the wrapper applies nothing itself; ``apply`` calls
+the inner optimizer's ``apply`` and then counts the update and syncs, with the same state and sync
+as ``inject`` (``Keras3State``), held as the wrapper's own variables. ``stateless_apply`` (JAX)
+is the base class's: it maps the wrapper's variables, which list the inner ones, and calls
+``apply`` in a ``StatelessScope``. ``learning_rate`` and ``iterations`` are the inner optimizer's.
+"""
+import keras
+
+from keras_lookahead._validation import check_alpha, check_k, check_pullback
+from keras_lookahead.compat._keras3 import Keras3State, update_applied
+
+_BASE_ARGUMENTS = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema",
+                   "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                   "gradient_accumulation_steps")
+
+
+@keras.saving.register_keras_serializable(package="keras_lookahead", name="LookaheadOptimizer")
+class LookaheadOptimizer(keras.optimizers.Optimizer):
+    """Lookahead (Zhang et al., 2019) around any Keras 3 optimizer.
+
+    The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
+    weights (copies of the weights when the optimizer is built) move
+    ``slow += alpha * (fast - slow)`` and the weights are reset to them.
+
+    Args:
+        optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
+        k: int >= 1, inner updates between two syncs.
+        alpha: float in [0, 1], the slow weights' step size.
+        pullback: ``"none"``, ``"reset"`` or ``"pullback"`` (see the README).
+        name: the optimizer's name.
+
+    Example:
+        >>> model.compile(optimizer=LookaheadOptimizer("adam", k=5, alpha=0.5), loss="mse")
+    """
+
+    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="lookahead",
+                 **kwargs):
+        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+        for argument in _BASE_ARGUMENTS:
+            if kwargs.get(argument) not in (None, False) and not (
+                    argument == "ema_momentum" and kwargs[argument] == 0.99):
+                raise ValueError(
+                    "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
+                    "Received: {0}={1!r}".format(argument, kwargs[argument]))
+            kwargs.pop(argument, None)
+        if kwargs:
+            raise TypeError("LookaheadOptimizer got unexpected arguments: {}".format(
+                ", ".join(sorted(kwargs))))
+        inner = _get_optimizer(optimizer)
+        if getattr(inner, "inner_optimizer", None) is not None:
+            raise ValueError(
+                "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
+                "LookaheadOptimizer in it instead ({0}(LookaheadOptimizer(...)); Keras does so "
+                "itself under a mixed_float16 policy). Received: optimizer={1!r}".format(
+                    type(inner).__name__, inner))
+        super(LookaheadOptimizer, self).__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner
+        self.k, self.alpha, self.pullback = k, alpha, pullback
+        self._lookahead = Keras3State(((k, alpha),))
+
+    def build(self, var_list):
+        var_list = list(var_list)
+        if not self.inner_optimizer.built:
+            self.inner_optimizer.build(var_list)
+        self._lookahead.hold_in(self, var_list)
+        super(LookaheadOptimizer, self).build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if not grads:
+            return
+        if not self.built:
+            self.build(trainable_variables)
+        weights = (self._trainable_variables if trainable_variables is None
+                   else list(trainable_variables))
+        self.inner_optimizer.apply(grads, trainable_variables)
+        self._lookahead.after_apply(update_applied(self.inner_optimizer), weights)
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def slow_weights(self, variables=None, level=0):
+        """The slow copies of ``variables`` (default: every weight the optimizer updates)."""
+        if variables is None:
+            variables = self._trainable_variables
+        return self._lookahead.slow_weights(variables, level)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "k": self.k,
+            "alpha": self.alpha,
+            "pullback": self.pullback,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["optimizer"] = keras.saving.deserialize_keras_object(
+            config["optimizer"], custom_objects=custom_objects)
+        return cls(**config)
+
+
+def _get_optimizer(optimizer):
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    try:
+        found = keras.optimizers.get(optimizer)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            "`optimizer` must be a Keras {} optimizer, its name or its config. Received: "
+            "optimizer={!r} ({})".format(keras.__version__, optimizer, error))
+    if not isinstance(found, keras.optimizers.Optimizer):
+        raise ValueError(
+            "`optimizer` must be a Keras {} optimizer, its name or its config. Received: "
+            "optimizer={!r}".format(keras.__version__, optimizer))
+    return found

@@ -1,0 +1,264 @@
+"""``LookaheadOptimizer``: Lookahead as an optimizer, in ``compile`` and in custom training loops,
+against the numpy reference; its pass-throughs, config and saving. Keras 3 only in this release:
+on every other stack the one test here checks the clear error."""
+import os
+
+import numpy as np
+import pytest
+
+import keras_lookahead
+from reference import MLPReference, worked_trajectory
+from test_inject import STEPS_APART, assert_weights, max_gap, train, train_reference
+
+K3_ONLY = "LookaheadOptimizer is Keras 3 only in this release"
+
+
+@pytest.fixture
+def keras3(stack):
+    if stack.family != "keras3":
+        pytest.skip(K3_ONLY + " (this stack: {})".format(stack.label))
+    return stack
+
+
+def wrapper(*args, **kwargs):
+    return keras_lookahead.LookaheadOptimizer(*args, **kwargs)
+
+
+def test_clear_error_where_unsupported(stack):
+    if stack.family == "keras3":
+        assert wrapper("sgd").k == 5
+        return
+    with pytest.raises(keras_lookahead.UnsupportedVersionError,
+                       match=r"LookaheadOptimizer needs Keras 3\.8 - 3\.15.*inject"):
+        wrapper("sgd")
+
+
+def test_worked_trajectory_in_fit(keras3):
+    keras = keras3.keras
+    inp = keras.layers.Input((1,))
+    out = keras.layers.Dense(1, use_bias=False,
+                             kernel_initializer=keras.initializers.Constant(10.0))(inp)
+    model = keras3.compile(keras.models.Model(inp, out),
+                           wrapper(keras.optimizers.SGD(1.0), k=3, alpha=0.5),
+                           loss=lambda y_true, y_pred: -keras.ops.mean(y_pred))
+    ones = np.ones((1, 1), "float32")
+    path = []
+    for _ in range(10):
+        model.train_on_batch(ones, ones)
+        path.append(float(model.get_weights()[0][0, 0]))
+    assert path == worked_trajectory(10, 10, 3, 0.5)
+    assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
+
+
+@pytest.mark.parametrize("k,alpha,momentum", [(1, 0.5, 0.0), (3, 0.5, 0.9), (5, 0.8, 0.0),
+                                              (4, 0.0, 0.9)])
+def test_fit_matches_reference(keras3, data, k, alpha, momentum):
+    x, y, w0 = data
+    model = keras3.compile(keras3.mlp(w0), wrapper(keras3.sgd(0.1, momentum), k=k, alpha=alpha))
+    train(model, x, y)
+    ref = MLPReference(w0, lr=0.1, momentum=momentum)
+    ref.attach(k, alpha)
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    assert max_gap(expected, train_reference(MLPReference(w0, 0.1, momentum), x, y)) > \
+        STEPS_APART
+
+
+def test_fit_with_steps_per_execution_and_jit(keras3, data):
+    if keras3.compile_kwargs.get("run_eagerly") or keras3.backend == "torch":
+        pytest.skip("steps_per_execution/jit_compile: not with run_eagerly, nor on torch "
+                    "(Keras refuses steps_per_execution > 1; jit is torch.compile, minutes)")
+    x, y, w0 = data
+    model = keras3.compile(keras3.mlp(w0), wrapper(keras3.sgd(0.1, 0.9), k=3, alpha=0.5),
+                           steps_per_execution=2, jit_compile=True)
+    train(model, x, y, on_batch=False)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(3, 0.5)
+    assert_weights(model, train_reference(ref, x, y))
+
+
+def test_gradient_accumulation_counts_applied_updates(keras3, data):
+    x, y, w0 = data
+    inner = keras3.sgd(0.1, momentum=0.9, gradient_accumulation_steps=2)
+    model = keras3.compile(keras3.mlp(w0), wrapper(inner, k=3, alpha=0.5))
+    train(model, x, y)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9, accumulate=2)
+    ref.attach(3, 0.5)
+    assert_weights(model, train_reference(ref, x, y))
+
+
+def test_mixed_precision_wraps_the_wrapper(keras3):
+    """Under mixed_float16, Keras wraps the compiled LookaheadOptimizer in a LossScaleOptimizer,
+    which calls it only on finite gradients: skipped steps are not counted."""
+    keras = keras3.keras
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inp = keras.layers.Input((1,))
+        out = keras.layers.Dense(1, use_bias=False,
+                                 kernel_initializer=keras.initializers.Constant(10.0))(inp)
+        model = keras3.compile(keras.models.Model(inp, out),
+                               wrapper(keras.optimizers.SGD(0.001), k=3, alpha=0.5),
+                               loss=lambda t, p: -1000.0 * keras.ops.mean(
+                                   keras.ops.cast(p, "float32")))
+        assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+        ones = np.ones((1, 1), "float32")
+        path = []
+        for _ in range(22):
+            model.train_on_batch(ones, ones)
+            path.append(float(model.get_weights()[0][0, 0]))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    skipped = next(i for i, w in enumerate(path) if w != 10.0)
+    assert skipped >= 3, path
+    np.testing.assert_allclose(path[skipped:], worked_trajectory(10, 22 - skipped, 3, 0.5),
+                               atol=1e-5)
+
+
+def _loss_and_grads(keras3, weights, x, y):
+    """MSE of the reference MLP and its gradients, by the backend's own autodiff."""
+    keras, ops = keras3.keras, keras3.keras.ops
+
+    def loss_of(w1, b1, w2, b2):
+        out = ops.matmul(ops.tanh(ops.matmul(x, w1) + b1), w2) + b2
+        return ops.mean(ops.square(out - y))
+
+    if keras3.backend == "tensorflow":
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            loss = loss_of(*weights)
+        return loss, tape.gradient(loss, weights)
+    if keras3.backend == "jax":
+        import jax
+        return jax.value_and_grad(lambda ws: loss_of(*ws))(list(weights))
+    import torch
+    values = [w.value for w in weights]
+    for v in values:
+        v.grad = None
+    loss = loss_of(*values)
+    loss.backward()
+    return loss, [v.grad.clone() for v in values]
+
+
+def test_custom_training_loop(keras3, data):
+    """The backend's own loop: GradientTape + apply_gradients on TensorFlow; stateless_apply on
+    JAX (values threaded by hand); backward() + apply on torch."""
+    keras, ops = keras3.keras, keras3.keras.ops
+    x, y, w0 = data
+    weights = [keras.Variable(w) for w in w0]
+    opt = wrapper(keras3.sgd(0.1, momentum=0.9), k=3, alpha=0.5)
+    opt.build(weights)
+    if keras3.backend == "jax":
+        import jax
+        train_vars, opt_vars = [w.value for w in weights], [v.value for v in opt.variables]
+
+        @jax.jit
+        def step(train_vars, opt_vars, xb, yb):
+            _, grads = _loss_and_grads(keras3, train_vars, xb, yb)
+            return opt.stateless_apply(opt_vars, grads, train_vars)
+
+    for i in range(22):
+        xb, yb = x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4]
+        if keras3.backend == "jax":
+            train_vars, opt_vars = step(train_vars, opt_vars, xb, yb)
+            continue
+        xb, yb = ops.convert_to_tensor(xb), ops.convert_to_tensor(yb)
+        _, grads = _loss_and_grads(keras3, weights, xb, yb)
+        opt.apply_gradients(zip(grads, weights))
+    if keras3.backend == "jax":
+        for w, v in zip(weights, train_vars):
+            w.assign(v)
+        for w, v in zip(opt.variables, opt_vars):
+            w.assign(v)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(3, 0.5)
+    for i in range(22):
+        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+    got = keras3.values(weights)
+    for g, e in zip(got, ref.w):
+        np.testing.assert_allclose(g, e, atol=2e-5, rtol=0)
+    assert int(keras3.values([opt.iterations])[0]) == 22
+    for g, e in zip(keras3.values(opt.slow_weights(weights)), ref.lookahead.slow):
+        np.testing.assert_allclose(g, e, atol=2e-5, rtol=0)
+
+
+def test_pass_throughs(keras3):
+    keras = keras3.keras
+    inner = keras.optimizers.Adam(0.01)
+    opt = wrapper(inner, k=2)
+    assert opt.inner_optimizer is inner
+    assert float(keras3.values([opt.learning_rate])[0]) == pytest.approx(0.01)
+    opt.learning_rate = 0.05
+    assert float(keras3.values([inner.learning_rate])[0]) == pytest.approx(0.05)
+    weights = [keras.Variable(np.ones((2, 2), "float32"))]
+    opt.build(weights)
+    assert opt.iterations is inner.iterations
+    names = [v.path for v in opt.variables]
+    assert all(v.path in names for v in inner.variables)  # the inner's variables, listed
+    assert any("lookahead_counter" in n for n in names)
+    assert any("lookahead_slow" in n for n in names)
+    assert isinstance(wrapper("adam").inner_optimizer, keras.optimizers.Adam)
+
+
+def test_reduce_lr_on_plateau_reaches_the_inner_optimizer(keras3, data):
+    x, y, w0 = data
+    keras = keras3.keras
+    inner = keras3.sgd(0.1)
+    model = keras3.compile(keras3.mlp(w0), wrapper(inner, k=2))
+    # min_delta=1e9: no epoch counts as an improvement, so the rate is cut after epoch 2
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1,
+                                                min_delta=1e9, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0, callbacks=[plateau])
+    assert float(keras3.values([inner.learning_rate])[0]) < 0.1
+
+
+def test_config_round_trip(keras3):
+    keras = keras3.keras
+    opt = wrapper(keras.optimizers.Adam(0.003), k=7, alpha=0.25, name="la")
+    config = keras.saving.serialize_keras_object(opt)
+    again = keras.saving.deserialize_keras_object(config)
+    assert type(again) is type(opt)
+    assert (again.k, again.alpha, again.pullback, again.name) == (7, 0.25, "none", "la")
+    assert isinstance(again.inner_optimizer, keras.optimizers.Adam)
+    assert float(keras3.values([again.learning_rate])[0]) == pytest.approx(0.003)
+
+
+def test_save_and_load_model_resume_exactly(keras3, data, tmp_path):
+    """model.save / load_model without custom_objects; training on continues as if uninterrupted
+    (7 steps: mid-period for k = 3)."""
+    keras = keras3.keras
+    x, y, w0 = data
+    model = keras3.compile(keras3.mlp(w0), wrapper(keras3.sgd(0.1, 0.9), k=3, alpha=0.5))
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    model.train_on_batch(x[:4], y[:4])
+    path = os.path.join(str(tmp_path), "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.optimizer).__name__ == "LookaheadOptimizer"
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=4, epochs=4, shuffle=False, verbose=0)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(3, 0.5)
+    ref.fit(x, y, epochs=3, batch_size=4)
+    ref.step(x[:4], y[:4])
+    ref.fit(x, y, epochs=4, batch_size=4)
+    assert_weights(model, ref.w)
+    assert_weights(loaded, ref.w)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"k": 0}, r"`k` must be an integer >= 1\. Received: k=0"),
+    ({"alpha": 1.5}, r"`alpha` must be a real number in the range \[0, 1\]\. Received: alpha=1.5"),
+    ({"pullback": "sometimes"}, r"`pullback` must be one of .*Received: pullback='sometimes'"),
+    ({"clipnorm": 1.0}, r"does not take `clipnorm`: set it on the inner optimizer"),
+])
+def test_bad_arguments(keras3, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        wrapper("sgd", **kwargs)
+
+
+def test_bad_inner_optimizer(keras3):
+    keras = keras3.keras
+    with pytest.raises(ValueError, match=r"`optimizer` must be a Keras .* Received: optimizer="):
+        wrapper("no-such-optimizer")
+    with pytest.raises(ValueError, match=r"not a wrapper such as LossScaleOptimizer"):
+        wrapper(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
