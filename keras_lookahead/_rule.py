@@ -65,3 +65,25 @@ def synced_values(fast, slow_levels, step_sizes, level_syncs, cond):
         return final, [final] + list(uppers)
 
     return climb(0, fast)
+
+
+def momentum_after_sync(momentum, cached, alpha, mode, zeros_like):
+    """The inner optimizer's momentum-like state after a sync, for ``pullback`` (the official
+    repository's ``pullback_momentum``). Per weight, with ``m`` its momentum and ``m_cached`` the
+    value it had after the previous sync (zeros at first)::
+
+        "reset":    m <- 0
+        "pullback": m <- alpha * m + (1 - alpha) * m_cached;  m_cached <- m
+
+    ``m_cached`` takes the new value as a copy: aliasing it to the live buffer (as the official
+    PyTorch code does) makes the inner optimizer update both, and the rule degenerates.
+
+    Returns ``(new_momentum, new_cached)``; ``new_cached`` is ``cached`` unless mode is
+    ``"pullback"``.
+    """
+    if mode == "reset":
+        return [zeros_like(m) for m in momentum], list(cached)
+    if mode == "pullback":
+        new = [alpha * m + (1.0 - alpha) * c for m, c in zip(momentum, cached)]
+        return new, new
+    raise ValueError("no momentum update for pullback={!r}".format(mode))

@@ -3,7 +3,7 @@ import contextlib
 
 from keras_lookahead import compat
 from keras_lookahead._patch import Patch
-from keras_lookahead._validation import check_alpha, check_int, check_k
+from keras_lookahead._validation import check_alpha, check_int, check_k, check_pullback
 
 _ATTR = "_keras_lookahead"
 
@@ -19,6 +19,10 @@ class Lookahead(object):
         k: int >= 1, the number of inner-optimizer updates between two syncs.
         alpha: float in [0, 1], the slow weights' step size. ``alpha=1`` is the bare optimizer;
             ``alpha=0`` resets the fast weights to the anchor at every sync.
+        pullback: what each sync does to the inner optimizer's momentum ``m`` (the official
+            repository's ``pullback_momentum``): ``"none"`` leaves it, ``"reset"`` zeroes it,
+            ``"pullback"`` sets ``m <- alpha * m + (1 - alpha) * m_cached`` and caches a copy
+            of the result. Keras 3 only in this release; needs an optimizer with momentum.
 
     Example:
         >>> model.compile(optimizer="adam", loss="mse")
@@ -30,12 +34,16 @@ class Lookahead(object):
         NeurIPS 2019, https://arxiv.org/abs/1907.08610
     """
 
-    def __init__(self, k=5, alpha=0.5):
+    def __init__(self, k=5, alpha=0.5, pullback="none"):
         self.k = check_k(k)
         self.alpha = check_alpha(alpha)
+        self.pullback = check_pullback(pullback)
 
     def __repr__(self):
-        return "Lookahead(k={}, alpha={})".format(self.k, self.alpha)
+        return "Lookahead(k={}, alpha={}{})".format(self.k, self.alpha, self._pullback_repr())
+
+    def _pullback_repr(self):
+        return "" if self.pullback == "none" else ", pullback={!r}".format(self.pullback)
 
     def _levels(self):
         """``((period, step size), ...)`` of each slow level, innermost first."""
@@ -93,19 +101,20 @@ class NestedLookahead(Lookahead):
         k, alpha: as in :class:`Lookahead`.
         s: int >= 0, the number of inner syncs between two outer syncs (0: no outer level).
         h: float in [0, 1], the outer slow weights' step size.
+        pullback: as in :class:`Lookahead`, applied at every inner sync with ``alpha``.
 
     Example:
         >>> NestedLookahead(k=5, alpha=0.5, s=5, h=0.5).inject(model)
     """
 
-    def __init__(self, k=5, alpha=0.5, s=5, h=0.5):
-        super(NestedLookahead, self).__init__(k, alpha)
+    def __init__(self, k=5, alpha=0.5, s=5, h=0.5, pullback="none"):
+        super(NestedLookahead, self).__init__(k, alpha, pullback)
         self.s = check_int(s, "s", minimum=0)
         self.h = check_alpha(h, "h")
 
     def __repr__(self):
-        return "NestedLookahead(k={}, alpha={}, s={}, h={})".format(self.k, self.alpha, self.s,
-                                                                    self.h)
+        return "NestedLookahead(k={}, alpha={}, s={}, h={}{})".format(
+            self.k, self.alpha, self.s, self.h, self._pullback_repr())
 
     def _levels(self):
         if self.s == 0:
@@ -175,7 +184,7 @@ class _Injection(object):
         self._compile_patch = None
         self.state = None
         try:
-            self.state = adapter.create_state(model, lookahead._levels())
+            self.state = adapter.create_state(model, lookahead._levels(), lookahead.pullback)
             self._hook_optimizer()
             self._compile_patch = Patch(model, "compile", self._compile(model.compile))
             object.__setattr__(model, _ATTR, self)

@@ -65,10 +65,16 @@ class MLPReference(object):
         self.lr, self.momentum = np.float32(lr), np.float32(momentum)
         self.v = [np.zeros_like(w) for w in self.w]
         self.lookahead = None
+        self.pullback, self.v_cached = "none", None
         # gradient accumulation: one update every `accumulate` calls of step(), on the mean
         self.accumulate, self.micro, self.acc = accumulate, 0, [np.zeros_like(w) for w in self.w]
 
-    def attach(self, k, alpha, s=None, h=None):
+    def attach(self, k, alpha, s=None, h=None, pullback="none"):
+        """Lookahead from now; ``pullback`` acts on the momentum buffer v at every (inner)
+        sync: "reset" zeroes it; "pullback" sets v <- alpha v + (1 - alpha) v_cached, then
+        v_cached <- a copy of v (v_cached starts at zero)."""
+        self.pullback = pullback
+        self.v_cached = [np.zeros_like(w) for w in self.w]
         if s is None:
             self.lookahead = LookaheadReference(self.w, k, alpha)
         else:
@@ -95,6 +101,14 @@ class MLPReference(object):
         self.w = [w + v for w, v in zip(self.w, self.v)]
         if self.lookahead is not None:
             self.w = self.lookahead.after_update(self.w)
+            if self.lookahead.t % self.lookahead.k == 0:
+                if self.pullback == "reset":
+                    self.v = [np.zeros_like(v) for v in self.v]
+                elif self.pullback == "pullback":
+                    a = np.float32(self.lookahead.alpha)
+                    self.v = [a * v + (np.float32(1) - a) * c
+                              for v, c in zip(self.v, self.v_cached)]
+                    self.v_cached = [np.array(v, copy=True) for v in self.v]
 
     def fit(self, x, y, epochs, batch_size):
         for _ in range(epochs):

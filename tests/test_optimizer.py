@@ -28,6 +28,13 @@ def test_clear_error_where_unsupported(stack):
     if stack.family == "keras3":
         assert wrapper("sgd").k == 5
         return
+    version = keras_lookahead.compat._installed_keras_version()
+    if version is not None and version.major >= 3:
+        # tf_keras next to Keras 3 (TF >= 2.16): the wrapper is Keras 3's, and says so
+        with pytest.raises(ValueError, match=r"`optimizer` must be a Keras 3\.\d+\.\d+ "
+                                             r"optimizer.*Received: optimizer="):
+            wrapper(stack.sgd(0.1))
+        return
     with pytest.raises(keras_lookahead.UnsupportedVersionError,
                        match=r"LookaheadOptimizer needs Keras 3\.8 - 3\.15.*inject"):
         wrapper("sgd")
@@ -262,3 +269,70 @@ def test_bad_inner_optimizer(keras3):
         wrapper("no-such-optimizer")
     with pytest.raises(ValueError, match=r"not a wrapper such as LossScaleOptimizer"):
         wrapper(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+
+
+@pytest.mark.parametrize("pullback", ["reset", "pullback"])
+@pytest.mark.parametrize("api", ["inject", "wrapper", "nested"])
+def test_pullback_matches_reference(stack, data, api, pullback):
+    """Pullback momentum on SGD(momentum=0.9) against the reference; "pullback" must differ from
+    the aliased form the official code has (v_cached = v, updated in place: v <- a(2 - a) v)."""
+    x, y, w0 = data
+    if stack.family != "keras3":
+        model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+        with pytest.raises(ValueError, match=r"`pullback` other than \"none\" is available on "
+                                             r"Keras 3 only.*Received: pullback="):
+            keras_lookahead.Lookahead(k=3, pullback=pullback).inject(model)
+        assert "_keras_lookahead" not in vars(model)
+        train(model, x, y)  # still trainable, as it was
+        assert_weights(model, train_reference(MLPReference(w0, lr=0.1, momentum=0.9), x, y))
+        return
+    if api == "wrapper":
+        model = stack.compile(stack.mlp(w0), wrapper(stack.sgd(0.1, 0.9), k=3, alpha=0.5,
+                                                     pullback=pullback))
+    else:
+        model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+        la = (keras_lookahead.NestedLookahead(k=2, alpha=0.5, s=2, h=0.6, pullback=pullback)
+              if api == "nested" else keras_lookahead.Lookahead(k=3, alpha=0.5,
+                                                                pullback=pullback))
+        la.inject(model)
+    train(model, x, y)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    levels = (2, 0.5, 2, 0.6) if api == "nested" else (3, 0.5, None, None)
+    ref.attach(*levels, pullback=pullback)
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    plain = MLPReference(w0, lr=0.1, momentum=0.9)
+    plain.attach(*levels)
+    assert max_gap(expected, train_reference(plain, x, y)) > STEPS_APART
+
+
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+def test_pullback_needs_momentum(keras3, data, api):
+    keras = keras3.keras
+    x, y, w0 = data
+    for inner in (keras.optimizers.SGD(0.1), keras.optimizers.Adagrad(0.1)):
+        if api == "wrapper":
+            model = keras3.compile(keras3.mlp(w0), wrapper(inner, pullback="reset"))
+            with pytest.raises(ValueError, match=r"`pullback='reset'` acts on the inner "
+                                                 r"optimizer's momentum, but \w+ keeps no"):
+                model.train_on_batch(x[:4], y[:4])
+            continue
+        model = keras3.compile(keras3.mlp(w0), inner)
+        with pytest.raises(ValueError, match=r"keeps no momentum-like state"):
+            keras_lookahead.Lookahead(pullback="pullback").inject(model)
+        assert "_keras_lookahead" not in vars(model)
+
+
+def test_pullback_reaches_adam_first_moment(keras3, data):
+    """On Adam, "reset" zeroes the first moment at each sync (and only then)."""
+    keras = keras3.keras
+    x, y, w0 = data
+    model = keras3.compile(keras3.mlp(w0), keras.optimizers.Adam(0.01))
+    keras_lookahead.Lookahead(k=2, pullback="reset").inject(model)
+    firsts = []
+    for i in range(4):
+        model.train_on_batch(x[:4], y[:4])
+        firsts.append(keras3.values(model.optimizer._momentums))
+    for step, m in enumerate(firsts, 1):
+        zero = all(np.all(v == 0) for v in m)
+        assert zero == (step % 2 == 0), (step, m)

@@ -70,7 +70,11 @@ class Keras2TFAdapter(object):
                 ids.add(id(w))
         return weights
 
-    def create_state(self, model, levels):
+    def create_state(self, model, levels, pullback="none"):
+        if pullback != "none":
+            raise ValueError(
+                "`pullback` other than \"none\" is available on Keras 3 only in this release; "
+                "this model is {}. Received: pullback={!r}".format(self.name, pullback))
         return _tf.TFState(levels, self.trainable_weights(model), self._run_initializers)
 
     def _backend(self):

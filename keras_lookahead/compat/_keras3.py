@@ -54,15 +54,24 @@ def _innermost(optimizer):
 class Keras3State(SlotTable):
     """Counter and slow weights, held as variables of the optimizer that applies updates."""
 
-    def __init__(self, levels, weights=()):
+    def __init__(self, levels, weights=(), pullback="none"):
         self.levels = tuple(levels)
+        self.pullback = pullback
         self._select_values = keras.backend.backend() == "jax"
         self.optimizer = None
         self.counter = None
+        self._momentum = None  # the inner optimizer's momentum of a weight (pullback)
         SlotTable.__init__(self)
-        # Until an optimizer holds the state: the values of each level (the weights now).
-        self._pending = {id(w): (w, [_copy(w)] * len(self.levels)) for w in weights}
+        # Until an optimizer holds the state: per weight, the values of its copies.
+        self._pending = {id(w): (w, self._initial(w)) for w in weights}
         self._count = 0
+
+    def _initial(self, weight):
+        """A weight's copies when Lookahead attaches: each slow level starts at the weight;
+        with pullback="pullback", one more copy, the cached momentum, starts at zero."""
+        value = _copy(weight)
+        return [value] * len(self.levels) + (
+            [np.zeros_like(value)] if self.pullback == "pullback" else [])
 
     def bind(self, optimizer, weights):
         """Hold the state in ``optimizer`` (built on ``weights`` if it is not yet), or in the
@@ -72,27 +81,29 @@ class Keras3State(SlotTable):
         if not optimizer.built:
             optimizer.build(weights)
         self.release()
-        self.hold_in(_innermost(optimizer), weights)
+        self.hold_in(_innermost(optimizer), weights, _innermost(optimizer))
 
-    def hold_in(self, target, weights):
+    def hold_in(self, target, weights, inner):
         """Create the counter and the slow weights as variables of the optimizer ``target``,
-        from the pending values (or, for a weight without any, from its value now)."""
+        from the pending values (or, for a weight without any, from its value now). ``inner``
+        is the (built) optimizer whose momentum pullback acts on."""
+        if self.pullback != "none":
+            self._momentum = momentum_variables(inner, self.pullback)
         values, count = self._pending, self._count
         # Initial values are constants, taken now: TensorFlow lifts constant initializers out of
         # a traced (even XLA-compiled) train step, where the optimizer may be built.
         with _eager_scope():
-            anchors = [values[id(w)][1] if id(w) in values else [_copy(w)] * len(self.levels)
+            initial = [values[id(w)][1] if id(w) in values else self._initial(w)
                        for w in weights]
         self.counter = target.add_variable(
             shape=(), dtype=target.iterations.dtype, name="lookahead_counter",
             initializer=keras.initializers.Constant(count))
-        for w, levels in zip(weights, anchors):
-            slows = []
-            for level, anchor in enumerate(levels):
-                slows.append(target.add_variable_from_reference(
-                    w, name="lookahead_slow{}".format(level or ""),
-                    initializer=_constant(anchor)))
-            self._slots[id(w)] = (w, slows)
+        names = ["lookahead_slow{}".format(level or "") for level in range(len(self.levels))]
+        names += ["lookahead_cached_momentum"]
+        for w, copies in zip(weights, initial):
+            self._slots[id(w)] = (w, [
+                target.add_variable_from_reference(w, name=name, initializer=_constant(value))
+                for name, value in zip(names, copies)])
         self.optimizer, self._pending = target, {}
 
     def release(self):
@@ -120,12 +131,23 @@ class Keras3State(SlotTable):
             syncs = [ops.logical_and(applied, sync) for sync in syncs]
         steps = [step for _, step in self.levels]
         variables = list(weights) + [s for slows in slow_levels for s in slows]
+        if self.pullback != "none":
+            momentum = [self._momentum(w) for w in weights]
+            cached = ([self.slow(w, len(self.levels)) for w in weights]
+                      if self.pullback == "pullback" else [])
+            variables += momentum + cached
 
         def synced():
             new_fast, new_levels = _rule.synced_values(
                 [w.value for w in weights], [[s.value for s in slows] for slows in slow_levels],
                 steps, syncs, ops.cond)
-            return list(new_fast) + [v for values in new_levels for v in values]
+            new = list(new_fast) + [v for values in new_levels for v in values]
+            if self.pullback != "none":
+                new_momentum, new_cached = _rule.momentum_after_sync(
+                    [m.value for m in momentum], [c.value for c in cached], steps[0],
+                    self.pullback, ops.zeros_like)
+                new += list(new_momentum) + list(new_cached)
+            return new
 
         if self._select_values:  # JAX: no assignment inside lax.cond
             new = ops.cond(syncs[0], synced, lambda: [v.value for v in variables])
@@ -138,6 +160,25 @@ class Keras3State(SlotTable):
                 v.assign(value)
 
         ops.cond(syncs[0], sync, lambda: None)
+
+
+# Where Keras 3 optimizers keep their momentum-like state (SGD, RMSprop: only with momentum > 0;
+# Adam, AdamW, Nadam, Lamb, Lion: first moment; Adamax: first moment), per trainable variable.
+_MOMENTUM_ATTRIBUTES = ("momentums", "_momentums", "_m")
+
+
+def momentum_variables(optimizer, pullback):
+    """``weight -> its momentum variable`` in the built ``optimizer``; ValueError if it keeps
+    no momentum-like state."""
+    for attribute in _MOMENTUM_ATTRIBUTES:
+        slots = getattr(optimizer, attribute, None)
+        if slots:
+            return lambda weight: slots[optimizer._get_variable_index(weight)]
+    raise ValueError(
+        "`pullback={!r}` acts on the inner optimizer's momentum, but {} keeps no momentum-like "
+        "state (use SGD with momentum > 0, Adam, AdamW, Nadam, Adamax, Lamb, Lion or RMSprop "
+        "with momentum > 0, or pullback=\"none\"). Received: pullback={!r}".format(
+            pullback, type(optimizer).__name__, pullback))
 
 
 def update_applied(optimizer):
@@ -176,8 +217,8 @@ class Keras3Adapter(object):
     def trainable_weights(self, model):
         return list(model.trainable_variables)
 
-    def create_state(self, model, levels):
-        return Keras3State(levels, self.trainable_weights(model))
+    def create_state(self, model, levels, pullback="none"):
+        return Keras3State(levels, self.trainable_weights(model), pullback)
 
     def prepare(self, model, optimizer, state):
         state.bind(optimizer, self.trainable_weights(model))

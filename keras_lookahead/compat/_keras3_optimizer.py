@@ -28,7 +28,8 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
         k: int >= 1, inner updates between two syncs.
         alpha: float in [0, 1], the slow weights' step size.
-        pullback: ``"none"``, ``"reset"`` or ``"pullback"`` (see the README).
+        pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
+            optimizer's momentum, as in ``Lookahead`` (checked when the optimizer is built).
         name: the optimizer's name.
 
     Example:
@@ -58,13 +59,13 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
         super(LookaheadOptimizer, self).__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner
         self.k, self.alpha, self.pullback = k, alpha, pullback
-        self._lookahead = Keras3State(((k, alpha),))
+        self._lookahead = Keras3State(((k, alpha),), pullback=pullback)
 
     def build(self, var_list):
         var_list = list(var_list)
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(var_list)
-        self._lookahead.hold_in(self, var_list)
+        self._lookahead.hold_in(self, var_list, self.inner_optimizer)
         super(LookaheadOptimizer, self).build(var_list)
 
     @property
