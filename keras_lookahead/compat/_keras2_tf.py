@@ -89,6 +89,14 @@ class Keras2TFAdapter(object):
     def set_values(self, variables, values):
         self._backend().batch_set_value(list(zip(variables, values)))
 
+    def attach_state(self, model):
+        """The weights are always the model's variables here."""
+
+    def steps_per_execution(self, model):
+        """tf.keras 2.4+ keeps it in a variable; before that it is always 1."""
+        variable = getattr(model, "_steps_per_execution", None)
+        return 1 if variable is None else int(self.get_values([variable])[0])
+
     def prepare(self, model, optimizer, state):
         state.ensure(self.trainable_weights(model))
 

@@ -217,6 +217,16 @@ class Keras3Adapter(object):
     def trainable_weights(self, model):
         return list(model.trainable_variables)
 
+    def attach_state(self, model):
+        """Mid-``fit``, JAX keeps the state outside the model's variables: put it back, so that
+        they can be read and written (the next step then starts from them)."""
+        sync = getattr(model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+
+    def steps_per_execution(self, model):
+        return int(getattr(model, "steps_per_execution", 1) or 1)
+
     def create_state(self, model, levels, pullback="none"):
         return Keras3State(levels, self.trainable_weights(model), pullback)
 
