@@ -61,6 +61,7 @@ class Keras3State(SlotTable):
         self.optimizer = None
         self.counter = None
         self._momentum = None  # the inner optimizer's momentum of a weight (pullback)
+        self._compiled = {}  # TensorFlow: the XLA-compiled sync, per list of weights
         SlotTable.__init__(self)
         # Until an optimizer holds the state: per weight, the values of its copies.
         self._pending = {id(w): (w, self._initial(w)) for w in weights}
@@ -159,7 +160,47 @@ class Keras3State(SlotTable):
             for v, value in zip(variables, synced()):
                 v.assign(value)
 
+        if len(self.levels) == 1 and self.pullback == "none":
+            fused = _FUSED_SYNC.get(keras.backend.backend())
+            if fused is not None:
+                sync = fused(self, weights, slow_levels[0], steps[0])
         ops.cond(syncs[0], sync, lambda: None)
+
+
+def _torch_sync(state, weights, slows, alpha):
+    """In place, in two multi-tensor passes: ``slow.lerp_(fast, alpha)`` is
+    ``_rule.interpolate`` (up to rounding; exact at alpha 0 and 1), then ``fast.copy_(slow)``.
+    Reads each weight and slow copy once and writes each once; the generic form makes three
+    temporaries per weight."""
+    import torch
+
+    def sync():
+        with torch.no_grad():
+            slow = [s.value for s in slows]
+            torch._foreach_lerp_(slow, [w.value for w in weights], alpha)
+            torch._foreach_copy_([w.value for w in weights], slow)
+
+    return sync
+
+
+def _tensorflow_sync(state, weights, slows, alpha):
+    """The sync as one XLA-compiled function: XLA fuses the interpolation into one pass that
+    writes both copies, where TensorFlow's kernels would make three temporaries per weight."""
+    import tensorflow as tf
+    key = (tuple(id(w) for w in weights), alpha)
+    compiled = state._compiled.get(key)
+    if compiled is None:
+        @tf.function(jit_compile=True, autograph=False)
+        def compiled():
+            new = [_rule.interpolate(s.value, w.value, alpha) for s, w in zip(slows, weights)]
+            for w, s, value in zip(weights, slows, new):
+                s.value.assign(value)
+                w.value.assign(value)
+        state._compiled[key] = compiled
+    return compiled
+
+
+_FUSED_SYNC = {"torch": _torch_sync, "tensorflow": _tensorflow_sync}
 
 
 # Where Keras 3 optimizers keep their momentum-like state (SGD, RMSprop: only with momentum > 0;
