@@ -1,4 +1,5 @@
-"""Wall-time overhead of ``Lookahead(...).inject(model)`` on ``fit``, against the bare optimizer.
+"""Wall-time overhead of Lookahead on ``fit``, against the bare optimizer: ``inject``, the
+``LookaheadCallback`` and (Keras 3) the ``LookaheadOptimizer`` wrapper.
 
 Model: a 784-H-H-10 MLP (relu, softmax; H = --hidden, 1024 by default), Adam(1e-3), sparse
 categorical cross-entropy, on random numpy data (nothing is downloaded). Every variant starts from
@@ -42,9 +43,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
 
-from keras_lookahead import Lookahead  # noqa: E402
+from keras_lookahead import Lookahead, LookaheadCallback  # noqa: E402
 
 KERAS3 = int(keras.__version__.split(".")[0]) >= 3
+if KERAS3:
+    from keras_lookahead import LookaheadOptimizer  # noqa: E402
 
 
 def stack_name():
@@ -59,9 +62,11 @@ def variants(args):
     adam = lambda: keras.optimizers.Adam(1e-3)  # noqa: E731
     label = "Adam" if KERAS3 else "Adam (keras.optimizers.Adam, new)"
     found = [("bare", label, adam, False, None),
-             ("inject", label, adam, True, "bare")]
+             ("inject", label, adam, True, "bare"),
+             ("callback", label, adam, "callback", "bare")]
     if KERAS3:
-        return found
+        wrapped = lambda: LookaheadOptimizer(adam(), k=args.k, alpha=args.alpha)  # noqa: E731
+        return found + [("wrapper", "LookaheadOptimizer(Adam)", wrapped, False, "bare")]
     try:
         import tensorflow_addons as tfa
     except ImportError:
@@ -124,15 +129,18 @@ def main():
     stack = stack_name()
     specs = variants(args)
     initial = build_model(args.hidden).get_weights()
-    models, timers = {}, {}
+    models, timers, callbacks = {}, {}, {}
     for name, _, make_optimizer, inject, _ in specs:
         model = build_model(args.hidden)
         model.set_weights(initial)
         model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
-        if inject:
-            Lookahead(k=args.k, alpha=args.alpha).inject(model)
         timers[name] = FitTimer()
-        model.fit(x, y, callbacks=[timers[name]], **fit_kwargs)  # warm-up: trace / compile
+        callbacks[name] = [timers[name]]
+        if inject == "callback":
+            callbacks[name].insert(0, LookaheadCallback(k=args.k, alpha=args.alpha))
+        elif inject:
+            Lookahead(k=args.k, alpha=args.alpha).inject(model)
+        model.fit(x, y, callbacks=callbacks[name], **fit_kwargs)  # warm-up: trace / compile
         models[name] = model
 
     load_before = os.getloadavg()[0]
@@ -144,7 +152,7 @@ def main():
     for r in range(args.rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
             gc.collect()
-            models[name].fit(x, y, callbacks=[timers[name]], **fit_kwargs)
+            models[name].fit(x, y, callbacks=callbacks[name], **fit_kwargs)
             if timers[name].steps != args.steps_per_round:
                 raise RuntimeError("{} ran {} steps, expected {}".format(
                     name, timers[name].steps, args.steps_per_round))
