@@ -113,8 +113,8 @@ class TFState(SlotTable):
 def _xla_available():
     """XLA-compiled functions inside the train step: TF >= 2.5 (``jit_compile``), in TF2's
     function-building mode (not a TF1-style graph)."""
-    return (tf.compat.v1.executing_eagerly_outside_functions()
-            and tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 5))
+    return (tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 5)
+            and tf.compat.v1.executing_eagerly_outside_functions())
 
 
 def apply_gradients_hook(original, state):
