@@ -5,7 +5,84 @@ from keras_lookahead import _rule, compat
 from keras_lookahead._validation import check_alpha, check_k
 
 
-class LookaheadCallback(object):
+class _Callback(object):
+    """The callback protocol of every supported Keras, as no-ops: a plain object, so that one
+    class serves standalone Keras, tf.keras, tf_keras and Keras 3 alike."""
+
+    # what tf.keras' and Keras 3's callback lists ask of a callback
+    _supports_tf_logs = False
+    async_safe = False
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+        self.validation_data = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def _implements_train_batch_hooks(self):
+        return True
+
+    def _implements_test_batch_hooks(self):
+        return False
+
+    def _implements_predict_batch_hooks(self):
+        return False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
+
+class LookaheadCallback(_Callback):
     """Lookahead as a callback: no optimizer is touched and nothing is rebuilt.
 
     The slow weights are copies of the trainable weights when the first ``fit`` begins (not
@@ -26,16 +103,10 @@ class LookaheadCallback(object):
         >>> model.fit(x, y, callbacks=[LookaheadCallback(k=5, alpha=0.5)])
     """
 
-    # what tf.keras' and Keras 3's callback lists ask of a callback
-    _supports_tf_logs = False
-    async_safe = False
-
     def __init__(self, k=5, alpha=0.5):
+        _Callback.__init__(self)
         self.k = check_k(k)
         self.alpha = check_alpha(alpha)
-        self.model = None
-        self.params = {}
-        self.validation_data = None
         self.count = 0
         self.slow = None  # numpy copies, in the order of the model's trainable weights
         self._weights = None
@@ -44,12 +115,6 @@ class LookaheadCallback(object):
 
     def __repr__(self):
         return "LookaheadCallback(k={}, alpha={})".format(self.k, self.alpha)
-
-    def set_model(self, model):
-        self.model = model
-
-    def set_params(self, params):
-        self.params = params
 
     def on_train_begin(self, logs=None):
         adapter = compat.adapter_for(self.model)
@@ -98,51 +163,51 @@ class LookaheadCallback(object):
                      for s, f in zip(self.slow, fast)]
         self._adapter.set_values(self._weights, self.slow)
 
-    # The rest of the protocol: nothing to do.
-    def _implements_train_batch_hooks(self):
-        return True
 
-    def _implements_test_batch_hooks(self):
-        return False
+class ValidateOnSlowWeights(_Callback):
+    """Report ``fit``'s validation metrics on the slow weights (opt-in).
 
-    def _implements_predict_batch_hooks(self):
-        return False
+    During ``fit``, each validation pass runs inside :func:`keras_lookahead.slow_weights`: the
+    slow weights are swapped in when it begins and the fast ones restored, bit for bit, when it
+    ends, so training goes on exactly as without this callback. Works with ``inject`` and with
+    ``LookaheadOptimizer``, on every Keras whose ``fit`` calls ``on_test_begin`` /
+    ``on_test_end`` around validation (all supported stacks but standalone Keras 2.2, where it
+    raises at the start of ``fit``).
 
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
+    Example:
+        >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[ValidateOnSlowWeights()])
+    """
 
-    def on_epoch_end(self, epoch, logs=None):
-        pass
+    def __init__(self, level=0):
+        _Callback.__init__(self)
+        self.level = level
+        self._in_fit = False
+        self._swap = None
+
+    def on_train_begin(self, logs=None):
+        from keras_lookahead.lookahead import _state_of
+        _state_of(self.model)  # a clear error now if the model has no Lookahead
+        if not compat.calls_test_hooks_in_fit(self.model):
+            raise ValueError(
+                "ValidateOnSlowWeights needs fit to call on_test_begin / on_test_end around "
+                "validation, which {} does not. Evaluate inside keras_lookahead.slow_weights("
+                "model) instead.".format(compat.adapter_for(self.model).name))
+        self._in_fit = True
 
     def on_train_end(self, logs=None):
-        pass
-
-    def on_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_train_batch_begin(self, batch, logs=None):
-        pass
+        self._in_fit = False
+        self._restore()
 
     def on_test_begin(self, logs=None):
-        pass
+        if self._in_fit and self._swap is None:
+            from keras_lookahead.lookahead import slow_weights
+            self._swap = slow_weights(self.model, self.level)
+            self._swap.__enter__()
 
     def on_test_end(self, logs=None):
-        pass
+        self._restore()
 
-    def on_test_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_test_batch_end(self, batch, logs=None):
-        pass
-
-    def on_predict_begin(self, logs=None):
-        pass
-
-    def on_predict_end(self, logs=None):
-        pass
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_predict_batch_end(self, batch, logs=None):
-        pass
+    def _restore(self):
+        swap, self._swap = self._swap, None
+        if swap is not None:
+            swap.__exit__(None, None, None)

@@ -132,7 +132,7 @@ def slow_weights(model, level=0):
     go on as if nothing happened.
 
     Args:
-        model: a model Lookahead is injected into.
+        model: a model Lookahead is injected into, or compiled with a ``LookaheadOptimizer``.
         level: 0 for the slow weights; 1 for :class:`NestedLookahead`'s outer ones.
 
     Example:
@@ -140,12 +140,12 @@ def slow_weights(model, level=0):
         ...     model.evaluate(x_val, y_val)
         ...     model.save_weights("slow.weights.h5")
     """
-    injection = _injection_of(model)
-    levels = len(injection.lookahead._levels())
+    adapter, state, owner = _state_of(model)
+    levels = len(state.levels)
     if isinstance(level, bool) or level not in range(levels):
         raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
-                         .format(levels, injection.lookahead, level))
-    adapter, state = injection.adapter, injection.state
+                         .format(levels, owner, level))
+    adapter.attach_state(model)
     weights = adapter.trainable_weights(model)
     fast = adapter.get_values(weights)
     adapter.set_values(weights, adapter.get_values(state.slow_weights(weights, level)))
@@ -153,6 +153,22 @@ def slow_weights(model, level=0):
         yield model
     finally:
         adapter.set_values(weights, fast)
+
+
+def _state_of(model):
+    """``(adapter, state, what holds it)`` of the Lookahead in ``model``: injected, or a
+    ``LookaheadOptimizer`` (possibly inside a loss-scale optimizer) it is compiled with."""
+    injection = vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
+    if injection is not None:
+        return injection.adapter, injection.state, injection.lookahead
+    optimizer = getattr(model, "optimizer", None)
+    while optimizer is not None:
+        state = getattr(optimizer, "_lookahead", None)
+        if state is not None:
+            return compat.adapter_for(model), state, optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    raise ValueError("`model` has no Lookahead: neither injected nor a LookaheadOptimizer. "
+                     "Received: model={!r}".format(getattr(model, "name", model)))
 
 
 def _injection_of(model):

@@ -61,7 +61,7 @@ def test_slow_weights_restores_after_an_error(stack, data):
 
 def test_slow_weights_bad_input(stack, data):
     model = stack.compile(stack.mlp(data[2]), stack.sgd(0.1))
-    with pytest.raises(ValueError, match="has no Lookahead injected"):
+    with pytest.raises(ValueError, match="has no Lookahead: neither injected nor a "):
         with slow_weights(model):
             pass
     Lookahead(k=2).inject(model)
@@ -69,3 +69,40 @@ def test_slow_weights_bad_input(stack, data):
                                          r"level=1"):
         with slow_weights(model, level=1):
             pass
+
+
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+def test_validation_during_fit_on_slow_weights(stack, data, api):
+    """ValidateOnSlowWeights: fit's val_loss each epoch is the loss of the slow weights (from the
+    reference), not of the fast ones, and training is exactly as without it."""
+    from keras_lookahead import ValidateOnSlowWeights
+    x, y, w0 = data
+    if api == "wrapper":
+        if stack.family != "keras3":
+            pytest.skip("LookaheadOptimizer is Keras 3 only in this release")
+        from keras_lookahead import LookaheadOptimizer
+        model = stack.compile(stack.mlp(w0), LookaheadOptimizer(stack.sgd(0.1, 0.9), k=3,
+                                                                alpha=0.5))
+    else:
+        model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+        Lookahead(k=3, alpha=0.5).inject(model)
+    fit = dict(batch_size=4, shuffle=False, verbose=0, validation_data=(x, y))
+    if stack.family == "standalone":
+        with pytest.raises(ValueError, match="needs fit to call on_test_begin"):
+            model.fit(x, y, epochs=1, callbacks=[ValidateOnSlowWeights()], **fit)
+        return
+    history = model.fit(x, y, epochs=4, callbacks=[ValidateOnSlowWeights()], **fit)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(3, 0.5)
+
+    def mse(w):
+        return float(np.mean((np.tanh(x @ w[0] + w[1]) @ w[2] + w[3] - y) ** 2))
+
+    slow_losses, fast_losses = [], []
+    for _ in range(4):  # 2 steps an epoch: epochs end mid-period (2, 4, 8) and on a sync (6)
+        ref.fit(x, y, epochs=1, batch_size=4)
+        slow_losses.append(mse(ref.lookahead.slow))
+        fast_losses.append(mse(ref.w))
+    np.testing.assert_allclose(history.history["val_loss"], slow_losses, rtol=1e-4)
+    assert max(abs(a - b) for a, b in zip(slow_losses, fast_losses)) > 1e-3
+    assert_weights(model, ref.w)  # the fast weights are back, training unchanged

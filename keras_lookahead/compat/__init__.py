@@ -149,3 +149,13 @@ def lookahead_optimizer_class():
         raise _unsupported("Keras {}".format(version))
     from keras_lookahead.compat import _keras3_optimizer
     return _keras3_optimizer.LookaheadOptimizer
+
+
+def calls_test_hooks_in_fit(model):
+    """Whether ``fit`` on ``model``'s Keras calls ``on_test_begin`` / ``on_test_end`` around
+    its validation pass: everywhere but standalone Keras 2.2 / 2.3 (its fit validates in a
+    loop of its own, without them)."""
+    adapter_for(model)  # the supported-version check
+    root = _model_class(model).__module__.split(".")[0]
+    version = getattr(sys.modules.get(root), "__version__", "0")
+    return not (root == "keras" and Version(version) < Version("2.4"))
