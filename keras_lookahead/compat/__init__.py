@@ -133,7 +133,12 @@ def register_optimizer():
     installed Keras is 3.x; otherwise do nothing."""
     version = _installed_keras_version()
     if version is not None and version.major >= 3 and _in_range(str(version), _KERAS3_RANGE):
-        from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
+        try:
+            from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
+        except ImportError:
+            # Keras 3 without a usable backend: inject on other Kerases must still import;
+            # LookaheadOptimizer then raises this error when it is asked for.
+            pass
 
 
 def lookahead_optimizer_class():
