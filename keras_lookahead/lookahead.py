@@ -158,7 +158,7 @@ def slow_weights(model, level=0):
 def _state_of(model):
     """``(adapter, state, what holds it)`` of the Lookahead in ``model``: injected, or a
     ``LookaheadOptimizer`` (possibly inside a loss-scale optimizer) it is compiled with."""
-    injection = vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
+    injection = _injected(model)
     if injection is not None:
         return injection.adapter, injection.state, injection.lookahead
     optimizer = getattr(model, "optimizer", None)
@@ -171,8 +171,13 @@ def _state_of(model):
                      "Received: model={!r}".format(getattr(model, "name", model)))
 
 
+def _injected(model):
+    """The ``_Injection`` of ``model``, or None."""
+    return vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
+
+
 def _injection_of(model):
-    injection = vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
+    injection = _injected(model)
     if injection is None:
         raise ValueError("`model` has no Lookahead injected. Received: model={!r}".format(
             getattr(model, "name", model)))

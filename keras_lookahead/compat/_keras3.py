@@ -202,20 +202,16 @@ def _torch_sync(state, weights, slows, alpha):
 
 
 def _tensorflow_sync(state, weights, slows, alpha):
-    """The sync as one XLA-compiled function: XLA fuses the interpolation into one pass that
-    writes both copies, where TensorFlow's kernels would make three temporaries per weight."""
-    import tensorflow as tf
-    key = (tuple(id(w) for w in weights), alpha)
-    compiled = state._compiled.get(key)
-    if compiled is None:
-        @tf.function(jit_compile=True, autograph=False)
-        def compiled():
-            new = [_rule.interpolate(s.value, w.value, alpha) for s, w in zip(slows, weights)]
-            for w, s, value in zip(weights, slows, new):
-                s.value.assign(value)
-                w.value.assign(value)
-        state._compiled[key] = compiled
-    return compiled
+    """The XLA-compiled sync of the tf.keras adapters, on the ``tf.Variable``s under these
+    Keras variables."""
+    from keras_lookahead.compat import _tf
+    compiled = _tf.compiled_sync(state._compiled, [w.value for w in weights],
+                                 [s.value for s in slows], alpha)
+
+    def sync():
+        compiled()
+
+    return sync
 
 
 _FUSED_SYNC = {"torch": _torch_sync, "tensorflow": _tensorflow_sync}
@@ -268,7 +264,6 @@ def _apply_hook(original, optimizer, state):
 class Keras3Adapter(object):
     def __init__(self, name):
         self.name = name
-        self._backend = keras.backend.backend()
 
     def is_compiled(self, model):
         return getattr(model, "optimizer", None) is not None and getattr(model, "compiled", True)
