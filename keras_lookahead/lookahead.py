@@ -141,10 +141,14 @@ def slow_weights(model, level=0):
         ...     model.save_weights("slow.weights.h5")
     """
     adapter, state, owner = _state_of(model)
-    levels = len(state.levels)
+    levels = 1 if state is None else len(state.levels)
     if isinstance(level, bool) or level not in range(levels):
         raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
                          .format(levels, owner, level))
+    if state is None:
+        # a LookaheadOptimizer that has applied no update: the weights are the slow weights
+        yield model
+        return
     adapter.attach_state(model)
     weights = adapter.trainable_weights(model)
     fast = adapter.get_values(weights)
@@ -157,15 +161,16 @@ def slow_weights(model, level=0):
 
 def _state_of(model):
     """``(adapter, state, what holds it)`` of the Lookahead in ``model``: injected, or a
-    ``LookaheadOptimizer`` (possibly inside a loss-scale optimizer) it is compiled with."""
+    ``LookaheadOptimizer`` (possibly inside a loss-scale optimizer) it is compiled with; the
+    state is None for a tf.keras ``LookaheadOptimizer`` before its first update."""
     injection = _injected(model)
     if injection is not None:
         return injection.adapter, injection.state, injection.lookahead
     optimizer = getattr(model, "optimizer", None)
     while optimizer is not None:
-        state = getattr(optimizer, "_lookahead", None)
-        if state is not None:
-            return compat.adapter_for(model), state, optimizer
+        if hasattr(optimizer, "_lookahead"):
+            # None until a tf.keras LookaheadOptimizer applies its first update
+            return compat.adapter_for(model), optimizer._lookahead, optimizer
         optimizer = getattr(optimizer, "inner_optimizer", None)
     raise ValueError("`model` has no Lookahead: neither injected nor a LookaheadOptimizer. "
                      "Received: model={!r}".format(getattr(model, "name", model)))

@@ -59,17 +59,20 @@ def make_optimizer(stack, kind, lr, momentum):
     return stack.sgd(lr, momentum)
 
 
-def worked_path(stack, lookahead, steps, lr=1.0, loss_factor=1.0):
+def worked_path(stack, lookahead, steps, lr=1.0, loss_factor=1.0, wrap=None):
     """theta after each of ``steps`` train_on_batch calls of SEMANTICS.md's worked example:
-    one weight, theta0 = 10, loss -factor * theta, SGD(lr): each update adds lr * factor."""
+    one weight, theta0 = 10, loss -factor * theta, SGD(lr): each update adds lr * factor.
+    ``lookahead`` is injected (None: not); ``wrap`` maps the SGD to the compiled optimizer."""
     keras, K = stack.keras, stack.K
     inp = keras.layers.Input((1,))
     out = keras.layers.Dense(1, use_bias=False,
                              kernel_initializer=keras.initializers.Constant(10.0))(inp)
-    model = stack.compile(keras.models.Model(inp, out), stack.sgd(lr),
+    optimizer = stack.sgd(lr) if wrap is None else wrap(stack.sgd(lr))
+    model = stack.compile(keras.models.Model(inp, out), optimizer,
                           loss=lambda y_true, y_pred: -loss_factor * K.mean(
                               K.cast(y_pred, "float32")))
-    lookahead.inject(model)
+    if lookahead is not None:
+        lookahead.inject(model)
     ones = np.ones((1, 1), "float32")
     path = []
     for _ in range(steps):

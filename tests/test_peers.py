@@ -1,12 +1,13 @@
 """Step for step against the peers that implement the paper's rule (SEMANTICS.md): optax's
 ``lookahead`` on JAX (for ``LookaheadOptimizer``) and TF Addons' ``Lookahead`` on tf.keras 2.15
-(for ``inject``). They are installed in those tox envs only, which set KLA_PEER so that a peer
+(for ``inject`` and ``LookaheadOptimizer``). They are installed in those tox envs only, which set KLA_PEER so that a peer
 that fails to import there fails the test instead of skipping it."""
 import os
 
 import numpy as np
 import pytest
 
+import keras_lookahead
 from keras_lookahead import Lookahead
 from test_inject import STEPS_APART, max_gap
 
@@ -33,7 +34,7 @@ def test_wrapper_matches_optax_lookahead(stack, data):
     import jax
     import jax.numpy as jnp
     keras = stack.keras
-    from keras_lookahead import LookaheadOptimizer
+    LookaheadOptimizer = keras_lookahead.LookaheadOptimizer
     _, _, w0 = data
 
     def loss(ws, xb, yb):
@@ -66,16 +67,23 @@ def test_wrapper_matches_optax_lookahead(stack, data):
     assert max_gap([np.asarray(v) for v in values], [np.asarray(p) for p in plain]) > STEPS_APART
 
 
-def test_inject_matches_tf_addons_lookahead(stack, data):
-    """inject over legacy SGD(0.1, momentum=0.9) against TF Addons' Lookahead around the same
-    optimizer, compiled into twin models; weights compared after each of 23 train_on_batch."""
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+def test_matches_tf_addons_lookahead(stack, data, api):
+    """inject over legacy SGD(0.1, momentum=0.9), and LookaheadOptimizer around it, against TF
+    Addons' Lookahead around the same optimizer, compiled into twin models; weights compared
+    after each of 23 train_on_batch."""
     if stack.family != "tf" or not stack.legacy_optimizer:
         pytest.skip("TF Addons wraps tf.keras' legacy optimizers: compared on tf.keras 2.15 "
                     "with --legacy-optimizer")
     tfa = _import_peer("tensorflow_addons", "tensorflow_addons")
+    LookaheadOptimizer = keras_lookahead.LookaheadOptimizer
     _, _, w0 = data
-    ours = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
-    Lookahead(k=3, alpha=0.5).inject(ours)
+    if api == "wrapper":
+        ours = stack.compile(stack.mlp(w0), LookaheadOptimizer(stack.sgd(0.1, momentum=0.9),
+                                                               k=3, alpha=0.5))
+    else:
+        ours = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+        Lookahead(k=3, alpha=0.5).inject(ours)
     theirs = stack.compile(stack.mlp(w0), tfa.optimizers.Lookahead(
         stack.sgd(0.1, momentum=0.9), sync_period=3, slow_step_size=0.5))
     for i, (xb, yb) in enumerate(_batches(data, 23)):

@@ -3,9 +3,11 @@
 This is the only package that looks at versions. The choice is made per model, from the module
 of its ``Model`` class (a process may hold standalone Keras and tf.keras side by side): that names
 the Keras package, whose installed version is then checked against :data:`SUPPORTED`. Adapters
-are imported only when a model of their Keras is seen, so importing ``keras_lookahead`` imports
-no framework.
+are imported only when a model of their Keras is seen; importing ``keras_lookahead`` imports the
+installed Keras 3 or TensorFlow 2.x only to register ``LookaheadOptimizer`` for ``load_model``.
 """
+import importlib.util
+import os
 import sys
 
 from packaging.version import Version
@@ -128,32 +130,70 @@ def _installed_keras_version():
         return None
 
 
-def register_optimizer():
-    """Import (and so register for ``load_model``) the Keras 3 ``LookaheadOptimizer`` when the
-    installed Keras is 3.x; otherwise do nothing."""
+def _legacy_keras_selected():
+    """TF_USE_LEGACY_KERAS=1: ``tf.keras`` is tf_keras even where Keras 3 is installed (the
+    same test TensorFlow makes)."""
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true")
+
+
+def _keras3_installed():
     version = _installed_keras_version()
-    if version is not None and version.major >= 3 and _in_range(str(version), _KERAS3_RANGE):
-        try:
-            from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
-        except ImportError:
-            # Keras 3 without a usable backend: inject on other Kerases must still import;
-            # LookaheadOptimizer then raises this error when it is asked for.
-            pass
+    return version is not None and version.major >= 3 and not _legacy_keras_selected()
+
+
+def _tf_keras_optimizers():
+    """``(TensorFlow version, tf.keras is usable for LookaheadOptimizer)``; ImportError
+    without TensorFlow."""
+    import tensorflow as tf
+    version = tf.__version__
+    in_range = _in_range(version, ((2, 0), _TF_KERAS_PACKAGE_RANGE[1]))
+    if in_range and _minor(version) >= _TF_KERAS_PACKAGE_RANGE[0]:
+        in_range = _legacy_keras_selected()  # TF 2.16+: tf.keras is Keras 3 otherwise
+    return version, in_range
+
+
+def register_optimizer():
+    """Import (and so register for ``load_model``) the ``LookaheadOptimizer`` of the installed
+    Keras: Keras 3, or tf.keras / tf_keras on TensorFlow 2.x; otherwise do nothing."""
+    try:
+        if _keras3_installed():
+            if _in_range(str(_installed_keras_version()), _KERAS3_RANGE):
+                from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
+            return
+        if importlib.util.find_spec("tensorflow") is None or not _tf_keras_optimizers()[1]:
+            return
+        from keras_lookahead.compat import _tf_optimizer  # noqa: F401
+    except ImportError:
+        # A Keras without a usable backend: inject on other Kerases must still import;
+        # LookaheadOptimizer then raises this error when it is asked for.
+        pass
 
 
 def lookahead_optimizer_class():
-    """The ``LookaheadOptimizer`` class for the installed Keras."""
-    version = _installed_keras_version()
-    if version is None or version.major < 3:
-        found = "Keras {}".format(version) if version is not None else "no Keras 3"
+    """The ``LookaheadOptimizer`` class for the installed Keras (tf.keras: the class of its
+    default optimizer family; it turns into ``LegacyLookaheadOptimizer`` around a legacy one)."""
+    if _keras3_installed():
+        version = _installed_keras_version()
+        if not _in_range(str(version), _KERAS3_RANGE):
+            raise _unsupported("Keras {}".format(version))
+        from keras_lookahead.compat import _keras3_optimizer
+        return _keras3_optimizer.LookaheadOptimizer
+    try:
+        tf_version, usable = _tf_keras_optimizers()
+    except ImportError:
+        tf_version, usable = None, False
+    if not usable:
+        found = "TensorFlow {}".format(tf_version) if tf_version else "no TensorFlow"
+        if _legacy_keras_selected():
+            found += " with TF_USE_LEGACY_KERAS=1"
         raise UnsupportedVersionError(
-            "LookaheadOptimizer needs Keras 3.8 - 3.15 in this release; found {}. With "
-            "tf.keras, tf_keras or standalone Keras, use Lookahead(k, alpha).inject(model) "
-            "after compile. Supported stacks for inject:\n{}".format(found, supported_table()))
-    if not _in_range(str(version), _KERAS3_RANGE):
-        raise _unsupported("Keras {}".format(version))
-    from keras_lookahead.compat import _keras3_optimizer
-    return _keras3_optimizer.LookaheadOptimizer
+            "LookaheadOptimizer needs Keras 3.8 - 3.15, tf.keras in TensorFlow 2.0 - 2.15 or "
+            "tf_keras 2.16 - 2.21 in this release; found {}. On TensorFlow 1.x and standalone "
+            "Keras, use Lookahead(k, alpha).inject(model) after compile, or "
+            "keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n{}".format(
+                found, supported_table()))
+    from keras_lookahead.compat import _tf_optimizer
+    return _tf_optimizer.LookaheadOptimizer
 
 
 def calls_test_hooks_in_fit(model):

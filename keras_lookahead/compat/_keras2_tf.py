@@ -75,7 +75,8 @@ class Keras2TFAdapter(object):
             raise ValueError(
                 "`pullback` other than \"none\" is available on Keras 3 only in this release; "
                 "this model is {}. Received: pullback={!r}".format(self.name, pullback))
-        return _tf.TFState(levels, self.trainable_weights(model), self._run_initializers)
+        return _tf.TFState(levels, self.trainable_weights(model),
+                           _tf.OwnVariables(self._run_initializers))
 
     def _backend(self):
         return importlib.import_module(self._backend_module)

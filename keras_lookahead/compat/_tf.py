@@ -13,36 +13,25 @@ from keras_lookahead.compat._slots import SlotTable
 
 
 class TFState(SlotTable):
-    """Counter and slow weights of one injected model.
+    """Counter and slow weights of one injected model or one ``LookaheadOptimizer``.
 
     Args:
         levels: ``((period, step_size), ...)``: ``((k, alpha),)`` for Lookahead, one more level
             for nested Lookahead (already validated).
         weights: the trainable weights at attach time; their current values become the slow
             weights (of every level).
-        run_initializers: callable that runs a list of initializer ops in the model's session
-            (graph mode only).
+        store: what makes the variables: an object with ``counter(like)`` and
+            ``slows(weights, levels)`` (one list of copies per weight). Default: plain
+            variables no Keras object tracks (:class:`OwnVariables`).
     """
 
-    def __init__(self, levels, weights, run_initializers):
+    def __init__(self, levels, weights, store):
         self.levels = tuple(levels)
-        self._run_initializers = run_initializers
+        self._store = store
         self._compiled = {}
         SlotTable.__init__(self)
-        self.counter = self._create([lambda: tf.Variable(
-            0, dtype=tf.int64, trainable=False, name="lookahead/counter")], weights[0])[0]
+        self.counter = store.counter(weights[0])
         self.ensure(weights)
-
-    def _create(self, makers, like):
-        """Create variables in the graph of ``like`` and initialise them now."""
-        if tf.executing_eagerly():
-            return [make() for make in makers]
-        with like.graph.as_default():
-            created = [make() for make in makers]
-        self._run_initializers([v.initializer for v in created])
-        for v in created:
-            v._keras_initialized = True  # standalone Keras would otherwise re-check them
-        return created
 
     def ensure(self, weights):
         """Give every weight in ``weights`` a slow copy, taken from its current value."""
@@ -50,18 +39,9 @@ class TFState(SlotTable):
         for w in weights:
             if id(w) not in self._slots and all(m is not w for m in missing):
                 missing.append(w)
-        if not missing:
-            return
-
-        def maker(w, level):
-            return lambda: tf.Variable(w.read_value(), trainable=False, name="lookahead/slow{}/{}"
-                                       .format(level or "", w.name.split(":")[0]))
-
-        n = len(self.levels)
-        slows = self._create([maker(w, level) for w in missing for level in range(n)],
-                             missing[0])
-        for i, w in enumerate(missing):
-            self._slots[id(w)] = (w, slows[i * n:(i + 1) * n])
+        if missing:
+            for w, slows in zip(missing, self._store.slows(missing, len(self.levels))):
+                self._slots[id(w)] = (w, list(slows))
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
@@ -88,6 +68,39 @@ class TFState(SlotTable):
                 return tf.constant(True)
 
         return tf.cond(syncs[0], sync, lambda: tf.constant(False))
+
+
+class OwnVariables(object):
+    """Lookahead's variables as plain ``tf.Variable``s that belong to no Keras object
+    (``inject``). In a TF1-style graph they are initialised at once with
+    ``run_initializers(ops)`` (the model's session)."""
+
+    def __init__(self, run_initializers):
+        self._run_initializers = run_initializers
+
+    def _create(self, makers, like):
+        """Create variables in the graph of ``like`` and initialise them now."""
+        if tf.executing_eagerly():
+            return [make() for make in makers]
+        with like.graph.as_default():
+            created = [make() for make in makers]
+        self._run_initializers([v.initializer for v in created])
+        for v in created:
+            v._keras_initialized = True  # standalone Keras would otherwise re-check them
+        return created
+
+    def counter(self, like):
+        return self._create([lambda: tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="lookahead/counter")], like)[0]
+
+    def slows(self, weights, levels):
+        def maker(w, level):
+            return lambda: tf.Variable(w.read_value(), trainable=False, name="lookahead/slow{}/{}"
+                                       .format(level or "", w.name.split(":")[0]))
+
+        made = self._create([maker(w, level) for w in weights for level in range(levels)],
+                            weights[0])
+        return [made[i * levels:(i + 1) * levels] for i in range(len(weights))]
 
 
 def compiled_sync(cache, weights, slows, alpha):

@@ -1,0 +1,284 @@
+"""``LookaheadOptimizer`` for tf.keras (TensorFlow 2.x) and tf_keras.
+
+Two optimizer families live there: ``OptimizerV2`` (every tf.keras 2.x optimizer up to 2.10, then
+``tf.keras.optimizers.legacy``) and the optimizer of 2.11+ (``tf.keras.optimizers.Optimizer`` from
+2.11, and tf_keras). The wrapper is one body (:class:`_Wrapper`) on either base; the class is
+picked from the inner optimizer's family, so ``LookaheadOptimizer(tf.keras.optimizers.legacy.SGD())``
+on 2.11+ is an ``OptimizerV2`` that Keras' own loss-scale optimizer can wrap.
+
+Built like Keras' own loss-scale optimizers: ``apply_gradients`` calls the inner optimizer's, then
+counts the update and syncs with the same ``TFState`` as ``inject``. The counter and slow weights
+are the wrapper's own variables (``add_weight`` / ``add_slot`` on ``OptimizerV2``, ``_variables``
+on the new optimizer), so they are listed in ``weights`` / ``variables`` and saved with it.
+``learning_rate`` (``lr``) and ``iterations`` are the inner optimizer's.
+"""
+import tensorflow as tf
+
+from keras_lookahead._validation import check_alpha, check_k, check_pullback
+from keras_lookahead.compat import _tf
+
+_V2 = tf.keras.optimizers.Optimizer
+_NEW = None
+if hasattr(tf.keras.optimizers, "legacy") and tf.keras.optimizers.Optimizer is not getattr(
+        tf.keras.optimizers.legacy, "Optimizer", None):
+    # 2.11+ (and tf_keras): the default optimizers are the new family
+    _V2, _NEW = tf.keras.optimizers.legacy.Optimizer, tf.keras.optimizers.Optimizer
+
+
+def _register(cls):
+    register = getattr(tf.keras.utils, "register_keras_serializable", None)
+    if register is None:  # TF 2.0: serialize() writes the bare class name
+        tf.keras.utils.get_custom_objects()[cls.__name__] = cls
+        return cls
+    return register(package="keras_lookahead", name=cls.__name__)(cls)
+
+
+def _get_optimizer(optimizer):
+    if isinstance(optimizer, (_V2,) + ((_NEW,) if _NEW else ())):
+        return optimizer
+    try:
+        found = tf.keras.optimizers.get(optimizer)
+    except (ValueError, TypeError) as error:
+        found = error
+    if not isinstance(found, (_V2,) + ((_NEW,) if _NEW else ())):
+        raise ValueError(
+            "`optimizer` must be a tf.keras optimizer (TensorFlow {}), its name or its config. "
+            "Received: optimizer={!r}{}".format(
+                tf.__version__, optimizer,
+                " ({})".format(found) if isinstance(found, Exception) else ""))
+    return found
+
+
+class _Wrapper(object):
+    """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
+
+    def _wrap(self, optimizer, k, alpha, pullback, kwargs):
+        for argument in sorted(kwargs):
+            raise ValueError(
+                "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
+                "Received: {0}={1!r}".format(argument, kwargs[argument]))
+        if pullback != "none":
+            raise ValueError(
+                "`pullback` other than \"none\" is available on Keras 3 only in this release; "
+                "this is tf.keras (TensorFlow {}). Received: pullback={!r}".format(
+                    tf.__version__, pullback))
+        if hasattr(optimizer, "inner_optimizer") or hasattr(optimizer, "_lookahead"):
+            raise ValueError(
+                "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
+                "LookaheadOptimizer in it instead (Keras does so itself under a mixed_float16 "
+                "policy). Received: optimizer={1!r}".format(type(optimizer).__name__, optimizer))
+        self.k, self.alpha, self.pullback = k, alpha, pullback
+        self._lookahead = None
+
+    @property
+    def inner_optimizer(self):
+        return self._optimizer
+
+    def _ensure_lookahead(self, weights):
+        """Create (or extend to new weights) the state, outside any function being traced."""
+        with tf.init_scope():
+            if self._lookahead is None:
+                self._lookahead = _tf.TFState(((self.k, self.alpha),), weights, self)
+            else:
+                self._lookahead.ensure(weights)
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        grads_and_vars = list(grads_and_vars)
+        if not grads_and_vars:
+            return self._optimizer.apply_gradients(grads_and_vars, *args, **kwargs)
+        self._ensure_lookahead([v for _, v in grads_and_vars])
+        return _tf.apply_gradients_hook(self._optimizer.apply_gradients, self._lookahead)(
+            grads_and_vars, *args, **kwargs)
+
+    @property
+    def iterations(self):
+        return self._optimizer.iterations
+
+    @iterations.setter
+    def iterations(self, variable):
+        self._optimizer.iterations = variable
+
+    @property
+    def learning_rate(self):
+        return self._optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._optimizer.learning_rate = value
+
+    @property
+    def lr(self):
+        return self._optimizer.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        self._optimizer.learning_rate = value
+
+    def slow_weights(self, variables=None, level=0):
+        """The slow copies of ``variables`` (default: every weight the optimizer updated)."""
+        if self._lookahead is None:
+            raise ValueError("The LookaheadOptimizer has not applied any update yet, so it "
+                             "has no slow weights.")
+        if variables is None:
+            return [slows[level] for _, slows in self._lookahead._slots.values()]
+        return self._lookahead.slow_weights(variables, level)
+
+    def get_config(self):
+        return {"name": self._name_for_config(), "k": self.k, "alpha": self.alpha,
+                "pullback": self.pullback,
+                "optimizer": tf.keras.optimizers.serialize(self._optimizer)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config.pop("is_legacy_optimizer", None)  # added by tf.keras 2.12+ serialize()
+        config["optimizer"] = cls._deserialize(config["optimizer"], custom_objects)
+        return cls(**config)
+
+
+class _V2Wrapper(_Wrapper, _V2):
+    """On ``OptimizerV2``: the state is the wrapper's weight and slots."""
+
+    _NEEDS_LEGACY_FLAG = _NEW is not None
+
+    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead", **kwargs):
+        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+        optimizer = _get_optimizer(optimizer)
+        _V2.__init__(self, name)
+        self._optimizer = optimizer
+        self._track_trackable(optimizer, "inner_optimizer")
+        self._wrap(optimizer, k, alpha, pullback, kwargs)
+
+    def _name_for_config(self):
+        return self._name
+
+    @classmethod
+    def _deserialize(cls, config, custom_objects):
+        if cls._NEEDS_LEGACY_FLAG:
+            return tf.keras.optimizers.deserialize(config, custom_objects=custom_objects,
+                                                   use_legacy_optimizer=True)
+        return tf.keras.optimizers.deserialize(config, custom_objects=custom_objects)
+
+    # the store TFState makes its variables with
+    def counter(self, like):
+        counter = self.add_weight("lookahead_counter", shape=[], dtype=tf.int64,
+                                  initializer="zeros", trainable=False,
+                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self._weights.append(counter)  # as OptimizerV2 does for its iterations
+        return counter
+
+    def slows(self, weights, levels):
+        return [[self.add_slot(w, "slow", initializer=w.read_value())] for w in weights]
+
+    # what Keras reads from an OptimizerV2, delegated where the inner optimizer decides
+    @property
+    def weights(self):
+        return self._optimizer.weights + self._weights
+
+    def variables(self):
+        return self.weights
+
+    def _create_all_weights(self, var_list):
+        self._optimizer._create_all_weights(var_list)
+        self._ensure_lookahead(list(var_list))
+
+    def get_gradients(self, loss, params):
+        return self._optimizer.get_gradients(loss, params)
+
+    def _compute_gradients(self, *args, **kwargs):
+        return self._optimizer._compute_gradients(*args, **kwargs)
+
+    def _clip_gradients(self, grads):
+        return self._optimizer._clip_gradients(grads)
+
+    def _aggregate_gradients(self, grads_and_vars):
+        return self._optimizer._aggregate_gradients(grads_and_vars)
+
+    @property
+    def _HAS_AGGREGATE_GRAD(self):
+        return getattr(self._optimizer, "_HAS_AGGREGATE_GRAD", False)
+
+
+if _NEW is not None:
+    class _NewWrapper(_Wrapper, _NEW):
+        """On the 2.11+ optimizer: the state is in the wrapper's ``_variables``."""
+
+        def __new__(cls, optimizer=None, *args, **kwargs):
+            if isinstance(optimizer, _V2):
+                # a legacy inner optimizer: the OptimizerV2 wrapper, which Keras can loss-scale
+                return LegacyLookaheadOptimizer(optimizer, *args, **kwargs)
+            return super(_NewWrapper, cls).__new__(cls)
+
+        def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead",
+                     **kwargs):
+            k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+            optimizer = _get_optimizer(optimizer)
+            _NEW.__init__(self, name)
+            self._optimizer = optimizer
+            self._wrap(optimizer, k, alpha, pullback, kwargs)
+
+        def _name_for_config(self):
+            return self.name
+
+        @classmethod
+        def _deserialize(cls, config, custom_objects):
+            return tf.keras.optimizers.deserialize(config, custom_objects=custom_objects,
+                                                   use_legacy_optimizer=False)
+
+        def _create_iteration_variable(self):
+            """None of its own: ``iterations`` is the inner optimizer's."""
+
+        # the store TFState makes its variables with
+        def counter(self, like):
+            counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="lookahead_counter")
+            self._variables.append(counter)
+            return counter
+
+        def slows(self, weights, levels):
+            return [[self.add_variable_from_reference(w, "slow", initial_value=w.read_value())]
+                    for w in weights]
+
+        def build(self, var_list):
+            self._optimizer.build(var_list)
+            self._ensure_lookahead(list(var_list))
+            self._built = True
+
+        def _all_variables(self):
+            inner = self._optimizer.variables
+            return list(inner() if callable(inner) and not isinstance(inner, list) else inner) \
+                + list(self._variables)
+
+        if isinstance(getattr(_NEW, "variables"), property):
+            variables = property(_all_variables)
+        else:  # 2.11: a method
+            def variables(self):
+                return self._all_variables()
+
+        def set_weights(self, weights):
+            for variable, value in zip(self._all_variables(), weights):
+                variable.assign(value)
+
+        def finalize_variable_values(self, var_list):
+            self._optimizer.finalize_variable_values(var_list)
+
+    LookaheadOptimizer = _register(type("LookaheadOptimizer", (_NewWrapper,), {}))
+    LegacyLookaheadOptimizer = _register(type("LegacyLookaheadOptimizer", (_V2Wrapper,), {}))
+else:
+    LookaheadOptimizer = _register(type("LookaheadOptimizer", (_V2Wrapper,), {}))
+    LegacyLookaheadOptimizer = LookaheadOptimizer
+
+for _cls in {LookaheadOptimizer, LegacyLookaheadOptimizer}:
+    _cls.__module__ = __name__
+    _cls.__doc__ = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
+
+    The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
+    weights (copies of the weights when the first update is applied) move
+    ``slow += alpha * (fast - slow)`` and the weights are reset to them.
+
+    Args:
+        optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
+        k: int >= 1, inner updates between two syncs.
+        alpha: float in [0, 1], the slow weights' step size.
+        pullback: ``"none"`` only on tf.keras in this release.
+        name: the optimizer's name.
+    """
