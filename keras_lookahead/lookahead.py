@@ -22,7 +22,7 @@ class Lookahead(object):
         pullback: what each sync does to the inner optimizer's momentum ``m`` (the official
             repository's ``pullback_momentum``): ``"none"`` leaves it, ``"reset"`` zeroes it,
             ``"pullback"`` sets ``m <- alpha * m + (1 - alpha) * m_cached`` and caches a copy
-            of the result. Keras 3 only in this release; needs an optimizer with momentum.
+            of the result. Needs an optimizer with momentum (not on standalone Keras).
 
     Example:
         >>> model.compile(optimizer="adam", loss="mse")

@@ -72,11 +72,10 @@ class Keras2TFAdapter(object):
 
     def create_state(self, model, levels, pullback="none"):
         if pullback != "none":
-            raise ValueError(
-                "`pullback` other than \"none\" is available on Keras 3 only in this release; "
-                "this model is {}. Received: pullback={!r}".format(self.name, pullback))
+            # a clear error before anything is made: the optimizer keeps no reachable momentum
+            _tf.momentum_lookup(_hook_point(model.optimizer)[0], pullback)
         return _tf.TFState(levels, self.trainable_weights(model),
-                           _tf.OwnVariables(self._run_initializers))
+                           _tf.OwnVariables(self._run_initializers), pullback)
 
     def _backend(self):
         return importlib.import_module(self._backend_module)
@@ -103,6 +102,8 @@ class Keras2TFAdapter(object):
 
     def hook(self, optimizer, state):
         target, method, factory = _hook_point(optimizer)
+        if state.pullback != "none":
+            state.momentum_of = _tf.momentum_lookup(target, state.pullback)
         return Patch(target, method, factory(getattr(target, method), state))
 
     def release(self, state):

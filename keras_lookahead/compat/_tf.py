@@ -25,10 +25,15 @@ class TFState(SlotTable):
             variables no Keras object tracks (:class:`OwnVariables`).
     """
 
-    def __init__(self, levels, weights, store):
+    def __init__(self, levels, weights, store, pullback="none"):
         self.levels = tuple(levels)
+        self.pullback = pullback
+        # pullback: weight -> the inner optimizer's momentum of it (momentum_lookup), set by
+        # whoever knows the optimizer; read when the sync is built, after the inner update
+        self.momentum_of = None
         self._store = store
         self._compiled = {}
+        self._cached = {}  # pullback="pullback": id(weight) -> its cached momentum
         SlotTable.__init__(self)
         self.counter = store.counter(weights[0])
         self.ensure(weights)
@@ -42,6 +47,9 @@ class TFState(SlotTable):
         if missing:
             for w, slows in zip(missing, self._store.slows(missing, len(self.levels))):
                 self._slots[id(w)] = (w, list(slows))
+            if self.pullback == "pullback":
+                for w, cached in zip(missing, self._store.cached(missing)):
+                    self._cached[id(w)] = cached
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
@@ -51,7 +59,12 @@ class TFState(SlotTable):
             count = self.counter.assign_add(1)
         syncs = [_rule.is_sync_step(count, period, equal=tf.equal) for period, _ in self.levels]
 
-        if len(self.levels) == 1 and _xla_available():
+        momentum = cached = ()
+        if self.pullback != "none":
+            momentum = [self.momentum_of(w) for w in weights]
+            cached = [self._cached.get(id(w)) for w in weights]
+
+        if len(self.levels) == 1 and self.pullback == "none" and _xla_available():
             return tf.cond(syncs[0], compiled_sync(self._compiled, weights, slow_levels[0],
                                                    self.levels[0][1]),
                            lambda: tf.constant(False))
@@ -64,6 +77,14 @@ class TFState(SlotTable):
             assigns = [w.assign(v, read_value=False) for w, v in zip(weights, new_fast)]
             for slows, values in zip(slow_levels, new_levels):
                 assigns += [s.assign(v, read_value=False) for s, v in zip(slows, values)]
+            if momentum:
+                new_momentum, new_cached = _rule.momentum_after_sync(
+                    [m.read_value() for m in momentum],
+                    [c.read_value() for c in cached] if self.pullback == "pullback" else cached,
+                    self.levels[0][1], self.pullback, tf.zeros_like)
+                assigns += [m.assign(v, read_value=False) for m, v in zip(momentum, new_momentum)]
+                if self.pullback == "pullback":
+                    assigns += [c.assign(v, read_value=False) for c, v in zip(cached, new_cached)]
             with tf.control_dependencies(assigns):
                 return tf.constant(True)
 
@@ -101,6 +122,57 @@ class OwnVariables(object):
         made = self._create([maker(w, level) for w in weights for level in range(levels)],
                             weights[0])
         return [made[i * levels:(i + 1) * levels] for i in range(len(weights))]
+
+    def cached(self, weights):
+        return self._create([lambda w=w: tf.Variable(
+            tf.zeros_like(w.read_value()), trainable=False,
+            name="lookahead/cached_momentum/" + w.name.split(":")[0]) for w in weights],
+            weights[0])
+
+
+# Where tf.keras / tf.train optimizers keep their momentum-like state, by class name (also
+# found on subclasses): (OptimizerV2 or tf.train slot name, 2.11+ optimizer attribute holding one
+# variable per weight, only when the config's momentum > 0).
+_MOMENTUM = {
+    "SGD": ("momentum", "momentums", True),
+    "RMSprop": ("momentum", "_momentums", True),
+    "Adam": ("m", "_momentums", False),
+    "AdamW": ("m", "_momentums", False),
+    "Nadam": ("m", "_momentums", False),
+    "Adamax": ("m", "_m", False),
+    "Lion": (None, "momentums", False),
+    "MomentumOptimizer": ("momentum", None, False),
+    "AdamOptimizer": ("m", None, False),
+}
+
+
+def momentum_lookup(optimizer, pullback):
+    """``weight -> its momentum variable`` in ``optimizer`` (looked up when called, so after the
+    optimizer made its slots); ValueError now if it keeps no momentum-like state this code can
+    reach."""
+    entry = next((_MOMENTUM[c.__name__] for c in type(optimizer).__mro__
+                  if c.__name__ in _MOMENTUM), None)
+    if entry is not None and entry[2]:
+        config = optimizer.get_config() if hasattr(optimizer, "get_config") else {}
+        if not config.get("momentum"):
+            entry = None
+    if entry is None:
+        raise ValueError(
+            "`pullback={!r}` acts on the inner optimizer's momentum, but {} keeps no "
+            "momentum-like state (use SGD with momentum > 0, Adam, AdamW, Nadam, Adamax, Lion or "
+            "RMSprop with momentum > 0, or pullback=\"none\"). Received: pullback={!r}".format(
+                pullback, type(optimizer).__name__, pullback))
+    slot, attribute, _ = entry
+    if attribute is not None and hasattr(optimizer, "add_variable_from_reference"):  # 2.11+
+        return lambda w: getattr(optimizer, attribute)[
+            optimizer._index_dict[optimizer._var_key(w)]]
+    if slot is not None and callable(getattr(optimizer, "get_slot", None)):
+        return lambda w: optimizer.get_slot(w, slot)
+    raise ValueError(
+        "`pullback={!r}` needs the inner optimizer's momentum, which {} ({}) builds out of "
+        "reach inside get_updates. Use pullback=\"none\" here, or a tf.keras optimizer. "
+        "Received: pullback={!r}".format(pullback, type(optimizer).__name__,
+                                         type(optimizer).__module__, pullback))
 
 
 def compiled_sync(cache, weights, slows, alpha):

@@ -3,8 +3,8 @@
 Two optimizer families live there: ``OptimizerV2`` (every tf.keras 2.x optimizer up to 2.10, then
 ``tf.keras.optimizers.legacy``) and the optimizer of 2.11+ (``tf.keras.optimizers.Optimizer`` from
 2.11, and tf_keras). The wrapper is one body (:class:`_Wrapper`) on either base; the class is
-picked from the inner optimizer's family, so ``LookaheadOptimizer(tf.keras.optimizers.legacy.SGD())``
-on 2.11+ is an ``OptimizerV2`` that Keras' own loss-scale optimizer can wrap.
+picked from the inner optimizer's family, so ``LookaheadOptimizer(legacy.SGD())`` on 2.11+ is an
+``OptimizerV2`` that Keras' own loss-scale optimizer can wrap.
 
 Built like Keras' own loss-scale optimizers: ``apply_gradients`` calls the inner optimizer's, then
 counts the update and syncs with the same ``TFState`` as ``inject``. The counter and slow weights
@@ -57,17 +57,14 @@ class _Wrapper(object):
             raise ValueError(
                 "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
                 "Received: {0}={1!r}".format(argument, kwargs[argument]))
-        if pullback != "none":
-            raise ValueError(
-                "`pullback` other than \"none\" is available on Keras 3 only in this release; "
-                "this is tf.keras (TensorFlow {}). Received: pullback={!r}".format(
-                    tf.__version__, pullback))
         if hasattr(optimizer, "inner_optimizer") or hasattr(optimizer, "_lookahead"):
             raise ValueError(
                 "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
                 "LookaheadOptimizer in it instead (Keras does so itself under a mixed_float16 "
                 "policy). Received: optimizer={1!r}".format(type(optimizer).__name__, optimizer))
         self.k, self.alpha, self.pullback = k, alpha, pullback
+        self._momentum_of = (None if pullback == "none"
+                             else _tf.momentum_lookup(optimizer, pullback))
         self._lookahead = None
 
     @property
@@ -78,7 +75,9 @@ class _Wrapper(object):
         """Create (or extend to new weights) the state, outside any function being traced."""
         with tf.init_scope():
             if self._lookahead is None:
-                self._lookahead = _tf.TFState(((self.k, self.alpha),), weights, self)
+                self._lookahead = _tf.TFState(((self.k, self.alpha),), weights, self,
+                                              self.pullback)
+                self._lookahead.momentum_of = self._momentum_of
             else:
                 self._lookahead.ensure(weights)
 
@@ -170,6 +169,9 @@ class _V2Wrapper(_Wrapper, _V2):
     def slows(self, weights, levels):
         return [[self.add_slot(w, "slow", initializer=w.read_value())] for w in weights]
 
+    def cached(self, weights):
+        return [self.add_slot(w, "cached_momentum", initializer="zeros") for w in weights]
+
     # what Keras reads from an OptimizerV2, delegated where the inner optimizer decides
     @property
     def weights(self):
@@ -238,6 +240,9 @@ if _NEW is not None:
             return [[self.add_variable_from_reference(w, "slow", initial_value=w.read_value())]
                     for w in weights]
 
+        def cached(self, weights):
+            return [self.add_variable_from_reference(w, "cached_momentum") for w in weights]
+
         def build(self, var_list):
             self._optimizer.build(var_list)
             self._ensure_lookahead(list(var_list))
@@ -279,6 +284,7 @@ for _cls in {LookaheadOptimizer, LegacyLookaheadOptimizer}:
         optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
         k: int >= 1, inner updates between two syncs.
         alpha: float in [0, 1], the slow weights' step size.
-        pullback: ``"none"`` only on tf.keras in this release.
+        pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
+            optimizer's momentum, as in ``Lookahead``.
         name: the optimizer's name.
     """
