@@ -17,12 +17,12 @@ import tensorflow as tf
 from keras_lookahead._validation import check_alpha, check_k, check_pullback
 from keras_lookahead.compat import _tf
 
-_V2 = tf.keras.optimizers.Optimizer
-_NEW = None
-if hasattr(tf.keras.optimizers, "legacy") and tf.keras.optimizers.Optimizer is not getattr(
-        tf.keras.optimizers.legacy, "Optimizer", None):
-    # 2.11+ (and tf_keras): the default optimizers are the new family
-    _V2, _NEW = tf.keras.optimizers.legacy.Optimizer, tf.keras.optimizers.Optimizer
+# 2.11+ (and tf_keras): the default optimizers are the new family, OptimizerV2 is in `legacy`
+# (2.9 and 2.10 have a `legacy` too, of OptimizerV2 subclasses, next to an OptimizerV2 default).
+_NEW = (tf.keras.optimizers.Optimizer
+        if hasattr(tf.keras.optimizers.Optimizer, "add_variable_from_reference") else None)
+_V2 = next(c for c in (tf.keras.optimizers.legacy.SGD if _NEW else tf.keras.optimizers.SGD)
+           .__mro__ if c.__name__ == "OptimizerV2")
 
 
 def _register(cls):
