@@ -152,6 +152,15 @@ def _tf_keras_optimizers():
     return version, in_range
 
 
+def _importable(name):
+    if name in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # a module without __spec__ (TensorFlow 1.14's lazy loader)
+        return True
+
+
 def register_optimizer():
     """Import (and so register for ``load_model``) the ``LookaheadOptimizer`` of the installed
     Keras: Keras 3, or tf.keras / tf_keras on TensorFlow 2.x; otherwise do nothing."""
@@ -160,7 +169,7 @@ def register_optimizer():
             if _in_range(str(_installed_keras_version()), _KERAS3_RANGE):
                 from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
             return
-        if importlib.util.find_spec("tensorflow") is None or not _tf_keras_optimizers()[1]:
+        if not _importable("tensorflow") or not _tf_keras_optimizers()[1]:
             return
         from keras_lookahead.compat import _tf_optimizer  # noqa: F401
     except ImportError:

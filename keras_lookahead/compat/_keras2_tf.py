@@ -28,6 +28,10 @@ from keras_lookahead._patch import Patch
 from keras_lookahead.compat import _tf
 
 
+# The model's checkpoint dependency that holds Lookahead's state.
+_CHECKPOINT_NAME = "keras_lookahead"
+
+
 def _loss_scale_inner(optimizer):
     if "LossScaleOptimizer" not in type(optimizer).__name__:
         return None
@@ -74,8 +78,13 @@ class Keras2TFAdapter(object):
         if pullback != "none":
             # a clear error before anything is made: the optimizer keeps no reachable momentum
             _tf.momentum_lookup(_hook_point(model.optimizer)[0], pullback)
-        return _tf.TFState(levels, self.trainable_weights(model),
-                           _tf.OwnVariables(self._run_initializers), pullback)
+        store = _tf.OwnVariables(self._run_initializers)
+        state = _tf.TFState(levels, self.trainable_weights(model), store, pullback)
+        track = getattr(model, "_track_trackable", None)
+        if track is not None:  # every tf.keras / tf_keras model; not standalone Keras
+            # saved and restored with the model by TensorFlow's object-based checkpoints
+            track(store.checkpointable, _CHECKPOINT_NAME, overwrite=True)
+        return state
 
     def _backend(self):
         return importlib.import_module(self._backend_module)

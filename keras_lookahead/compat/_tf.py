@@ -93,11 +93,19 @@ class TFState(SlotTable):
 
 class OwnVariables(object):
     """Lookahead's variables as plain ``tf.Variable``s that belong to no Keras object
-    (``inject``). In a TF1-style graph they are initialised at once with
-    ``run_initializers(ops)`` (the model's session)."""
+    (``inject``): not model weights, not optimizer weights. In a TF1-style graph they are
+    initialised at once with ``run_initializers(ops)`` (the model's session).
+
+    ``checkpointable`` holds them all (``counter``; ``slow`` and ``cached``, in creation order),
+    for the adapter to make a checkpoint dependency of the model: TensorFlow's object-based
+    checkpoints (``save_weights`` in the TF format, ``tf.train.Checkpoint``,
+    ``BackupAndRestore``) then save and restore them with the model."""
 
     def __init__(self, run_initializers):
         self._run_initializers = run_initializers
+        self.checkpointable = tf.Module(name="keras_lookahead")
+        self.checkpointable.slow = []
+        self.checkpointable.cached = []
 
     def _create(self, makers, like):
         """Create variables in the graph of ``like`` and initialise them now."""
@@ -111,8 +119,10 @@ class OwnVariables(object):
         return created
 
     def counter(self, like):
-        return self._create([lambda: tf.Variable(
+        counter = self._create([lambda: tf.Variable(
             0, dtype=tf.int64, trainable=False, name="lookahead/counter")], like)[0]
+        self.checkpointable.counter = counter
+        return counter
 
     def slows(self, weights, levels):
         def maker(w, level):
@@ -121,13 +131,16 @@ class OwnVariables(object):
 
         made = self._create([maker(w, level) for w in weights for level in range(levels)],
                             weights[0])
+        self.checkpointable.slow.extend(made)
         return [made[i * levels:(i + 1) * levels] for i in range(len(weights))]
 
     def cached(self, weights):
-        return self._create([lambda w=w: tf.Variable(
+        made = self._create([lambda w=w: tf.Variable(
             tf.zeros_like(w.read_value()), trainable=False,
             name="lookahead/cached_momentum/" + w.name.split(":")[0]) for w in weights],
             weights[0])
+        self.checkpointable.cached.extend(made)
+        return made
 
 
 # Where tf.keras / tf.train optimizers keep their momentum-like state, by class name (also
