@@ -7,12 +7,13 @@
 from keras_lookahead import compat
 from keras_lookahead.compat import SUPPORTED, UnsupportedVersionError, supported_table
 from keras_lookahead.callback import LookaheadCallback, ValidateOnSlowWeights
-from keras_lookahead.lookahead import Lookahead, NestedLookahead, remove, slow_weights
+from keras_lookahead.lookahead import (Lookahead, NestedLookahead, get_state, remove, set_state,
+                                       slow_weights)
 
 __version__ = "0.1.0"
 
 __all__ = ["Lookahead", "NestedLookahead", "LookaheadOptimizer", "LookaheadCallback",
-           "ValidateOnSlowWeights", "remove",
+           "ValidateOnSlowWeights", "remove", "get_state", "set_state",
            "slow_weights", "SUPPORTED", "UnsupportedVersionError", "supported_table", "__version__"]
 
 # With Keras 3 installed, register LookaheadOptimizer now, so that load_model finds it.

@@ -159,6 +159,46 @@ def slow_weights(model, level=0):
         adapter.set_values(weights, fast)
 
 
+def get_state(model):
+    """Lookahead's state in ``model`` (step counter, slow weights, cached momentum) as a list of
+    numpy arrays, for saving where Keras does not save it: with ``inject`` on standalone Keras
+    or in an HDF5 file. (TensorFlow checkpoints, Keras 3 weight files and ``LookaheadOptimizer``
+    save it themselves; see the README's "Resume and scale".)
+
+    Example:
+        >>> np.savez("lookahead.npz", *keras_lookahead.get_state(model))
+    """
+    adapter, state, owner = _state_of(model)
+    if state is None:
+        raise ValueError("{!r} has applied no update yet: it has no state to get.".format(owner))
+    adapter.attach_state(model)
+    return adapter.get_values(state.state_variables(adapter.trainable_weights(model)))
+
+
+def set_state(model, arrays):
+    """Restore what :func:`get_state` returned into a model with the same Lookahead (inject
+    it, or compile with the same ``LookaheadOptimizer``, first).
+
+    Example:
+        >>> saved = np.load("lookahead.npz")
+        >>> keras_lookahead.set_state(model, [saved["arr_%d" % i] for i in range(len(saved))])
+    """
+    adapter, state, owner = _state_of(model)
+    if state is None:
+        raise ValueError("{!r} has applied no update yet: set the state after its first update, "
+                         "or use a checkpoint (README: Resume and scale).".format(owner))
+    adapter.attach_state(model)
+    variables = state.state_variables(adapter.trainable_weights(model))
+    arrays = list(arrays)
+    shapes = [tuple(v.shape) for v in variables]
+    got = [tuple(getattr(a, "shape", ())) for a in arrays]
+    if got != shapes:
+        raise ValueError("`arrays` must be what get_state returned for a model with the same "
+                         "weights and Lookahead: {} arrays of shapes {}. Received: {} arrays of "
+                         "shapes {}".format(len(shapes), shapes, len(got), got))
+    adapter.set_values(variables, arrays)
+
+
 def _state_of(model):
     """``(adapter, state, what holds it)`` of the Lookahead in ``model``: injected, or a
     ``LookaheadOptimizer`` (possibly inside a loss-scale optimizer) it is compiled with; the

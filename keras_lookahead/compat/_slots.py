@@ -2,7 +2,8 @@
 
 
 class SlotTable(object):
-    """``self._slots``: id(weight) -> (weight, [slow copy of each level])."""
+    """``self._slots``: id(weight) -> (weight, [slow copy of each level, then any other copy
+    the state keeps of it]); ``self.counter``: the step counter."""
 
     def __init__(self):
         self._slots = {}
@@ -19,3 +20,12 @@ class SlotTable(object):
 
     def slow_weights(self, weights, level=0):
         return [self.slow(w, level) for w in weights]
+
+    def copies(self, weight):
+        """Every variable the state keeps for ``weight``."""
+        self.slow(weight)  # the error above for a weight without copies
+        return list(self._slots[id(weight)][1])
+
+    def state_variables(self, weights):
+        """The whole state, in a fixed order: the counter, then each weight's copies."""
+        return [self.counter] + [v for w in weights for v in self.copies(w)]

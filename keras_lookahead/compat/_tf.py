@@ -51,6 +51,10 @@ class TFState(SlotTable):
                 for w, cached in zip(missing, self._store.cached(missing)):
                     self._cached[id(w)] = cached
 
+    def copies(self, weight):
+        return SlotTable.copies(self, weight) + (
+            [self._cached[id(weight)]] if self.pullback == "pullback" else [])
+
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
         the slow weights and reset ``weights`` to them. Returns a bool tensor: synced or not."""

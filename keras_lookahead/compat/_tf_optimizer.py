@@ -26,9 +26,10 @@ _V2 = next(c for c in (tf.keras.optimizers.legacy.SGD if _NEW else tf.keras.opti
 
 
 def _register(cls):
+    # TF 2.0 - 2.2 serialize() writes the bare class name, later ones the registered name
+    tf.keras.utils.get_custom_objects()[cls.__name__] = cls
     register = getattr(tf.keras.utils, "register_keras_serializable", None)
-    if register is None:  # TF 2.0: serialize() writes the bare class name
-        tf.keras.utils.get_custom_objects()[cls.__name__] = cls
+    if register is None:  # TF 2.0
         return cls
     return register(package="keras_lookahead", name=cls.__name__)(cls)
 

@@ -1,0 +1,186 @@
+"""Exact resume: train n steps, save, restore into a new model, train m more; the weights equal an
+uninterrupted n + m run of the numpy reference (slow weights and counter included, so a resume
+mid-period must be exact too). For inject and for LookaheadOptimizer, with the mechanism users
+reach for on each stack; and BackupAndRestore after a real kill of a training process."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_lookahead
+from reference import MLPReference
+from test_inject import assert_weights
+
+K, ALPHA = 3, 0.5
+
+
+def _wrapper_unsupported(stack):
+    if stack.family == "standalone" or (stack.tf is not None
+                                        and stack.tf.__version__.startswith("1.")):
+        return "no LookaheadOptimizer on TensorFlow 1.x and standalone Keras"
+    return None
+
+
+def _model(stack, w0, api):
+    """A compiled model with Lookahead (inject or wrapper), SGD with momentum: the inner state
+    must come back too."""
+    if api == "wrapper":
+        reason = _wrapper_unsupported(stack)
+        if reason:
+            pytest.skip(reason)
+        return stack.compile(stack.mlp(w0), keras_lookahead.LookaheadOptimizer(
+            stack.sgd(0.1, momentum=0.9), k=K, alpha=ALPHA))
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+    keras_lookahead.Lookahead(k=K, alpha=ALPHA).inject(model)
+    return model
+
+
+def _reference(w0, x, y, steps):
+    """The uninterrupted run: ``steps`` batches of 4, in order."""
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(K, ALPHA)
+    for i in range(steps):
+        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+    return ref
+
+
+def _train(model, x, y, steps, first=0):
+    for i in range(first, first + steps):
+        model.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+
+
+def _mechanisms(stack):
+    """What saves a model's training state on this stack, as (save, load) on a path prefix."""
+    if stack.family == "keras3":
+        return {"save_weights": (lambda m, p: m.save_weights(p + ".weights.h5"),
+                                 lambda m, p: m.load_weights(p + ".weights.h5")),
+                "keras_file": (lambda m, p: m.save(p + ".keras"),
+                               lambda m, p: m.load_weights(p + ".keras"))}
+    if stack.family == "standalone":
+        return {}
+    tf = stack.tf
+    found = {"save_weights": (lambda m, p: m.save_weights(p), lambda m, p: m.load_weights(p))}
+    if stack.eager:
+        def checkpoint(model):
+            return tf.train.Checkpoint(model=model)
+
+        found["tf.train.Checkpoint"] = (
+            lambda m, p: checkpoint(m).save(p),
+            lambda m, p: checkpoint(m).restore(tf.train.latest_checkpoint(
+                os.path.dirname(p))).assert_existing_objects_matched())
+    return found
+
+
+@pytest.mark.parametrize("mechanism", ["save_weights", "keras_file", "tf.train.Checkpoint"])
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+@pytest.mark.parametrize("n", [6, 7])
+def test_resume_is_exact(stack, data, tmp_path, api, mechanism, n):
+    """n = 6 saves right after a sync, n = 7 one step into a period (k = 3)."""
+    found = _mechanisms(stack)
+    if mechanism not in found:
+        pytest.skip("{} is not how this stack saves a model's training state ({}); "
+                    "get_state / set_state: test_state_round_trip".format(mechanism, stack.label))
+    save, load = found[mechanism]
+    x, y, w0 = data
+    model = _model(stack, w0, api)
+    _train(model, x, y, n)
+    prefix = os.path.join(str(tmp_path), "ckpt")
+    save(model, prefix)
+    stack.fresh()
+    again = _model(stack, w0, api)
+    if api == "wrapper" and stack.family == "keras3":
+        again.optimizer.build(again.trainable_variables)  # Keras 3 loads into built optimizers
+    load(again, prefix)
+    _train(again, x, y, 15 - n, first=n)
+    assert_weights(again, _reference(w0, x, y, 15).w)
+    if n % K == 0:
+        return  # saved right after a sync: a restarted Lookahead would coincide here
+    # and not what a resume that restarted Lookahead would give
+    restarted = _reference(w0, x, y, n)
+    restarted.attach(K, ALPHA)
+    for i in range(n, 15):
+        restarted.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+    assert max(np.abs(a - b).max() for a, b in zip(_reference(w0, x, y, 15).w,
+                                                   restarted.w)) > 1e-4
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_state_round_trip(stack, data, n):
+    """get_state / set_state, the way to carry inject's state where no checkpoint does
+    (standalone Keras, HDF5 files): with plain SGD, the fast weights and Lookahead's state are
+    all there is, so a new model given both continues exactly."""
+    x, y, w0 = data
+
+    def model():
+        m = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+        keras_lookahead.Lookahead(k=K, alpha=ALPHA).inject(m)
+        return m
+
+    first = model()
+    _train(first, x, y, n)
+    fast, state = first.get_weights(), keras_lookahead.get_state(first)
+    assert int(state[0]) == n and len(state) == 1 + len(w0)
+    stack.fresh()
+    again = model()
+    with pytest.raises(ValueError, match=r"`arrays` must be what get_state returned .*Received: "
+                                         r"4 arrays"):
+        keras_lookahead.set_state(again, state[1:])
+    again.set_weights(fast)
+    keras_lookahead.set_state(again, state)
+    _train(again, x, y, 15 - n, first=n)
+    ref = MLPReference(w0, lr=0.1)
+    ref.attach(K, ALPHA)
+    for i in range(15):
+        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+    assert_weights(again, ref.w)
+
+
+def _backup_and_restore(stack):
+    """Why BackupAndRestore cannot be tried here, or None."""
+    if stack.family == "standalone":
+        return "standalone Keras has no BackupAndRestore"
+    if stack.family == "tf":
+        version = tuple(int(p) for p in stack.tf.__version__.split(".")[:2])
+        if version < (2, 3):
+            return "BackupAndRestore arrived in TensorFlow 2.3"
+    if stack.compile_kwargs or not stack.eager:
+        return ("the kill test runs once per env, in its default variant (the worker process "
+                "trains in TensorFlow's default mode)")
+    return None
+
+
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
+    """A training process is SIGKILLed mid-epoch (after 5 of 10 batches; the last backup is at
+    the end of epoch 2, 4 steps in, mid-period for k = 3); a new process with the same
+    BackupAndRestore resumes and finishes. Its weights equal the uninterrupted run."""
+    reason = _backup_and_restore(stack) or (api == "wrapper" and _wrapper_unsupported(stack))
+    if reason:
+        pytest.skip(reason)
+    x, y, w0 = data
+    path = str(tmp_path)
+    np.savez(os.path.join(path, "data.npz"), x=x, y=y, **{"w%d" % i: w for i, w in enumerate(w0)})
+    env = dict(os.environ, KLA_FAMILY=stack.family,
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(
+                   os.path.abspath(keras_lookahead.__file__)))] + sys.path))
+    command = [sys.executable, os.path.join(os.path.dirname(__file__), "resume_worker.py"),
+               os.path.join(path, "data.npz"), os.path.join(path, "backup"),
+               os.path.join(path, "out.npz"), api] + (["--legacy"] if stack.legacy_optimizer
+                                                        else [])
+    killed = subprocess.run(command + ["--kill-after", "5"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout.decode()[-3000:]
+    assert not os.path.exists(os.path.join(path, "out.npz"))
+    resumed = subprocess.run(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout.decode()[-3000:]
+    out = np.load(os.path.join(path, "out.npz"))
+    # it resumed (epochs 3 - 5), not started over: a fresh run would also match the reference
+    assert int(out["batches"]) == 6
+    got = [out["arr_%d" % i] for i in range(4)]
+    expected = _reference(w0, x, y, 10).w
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=2e-5, rtol=0)
