@@ -54,15 +54,26 @@ def _train(model, x, y, steps, first=0):
 
 def _mechanisms(stack):
     """What saves a model's training state on this stack, as (save, load) on a path prefix."""
+    def model_checkpoint(suffix):
+        def save(model, prefix):
+            # what fit does with it at the end of an epoch
+            callback = stack.keras.callbacks.ModelCheckpoint(prefix + suffix,
+                                                             save_weights_only=True)
+            callback.set_model(model)
+            callback.on_epoch_end(0, {})
+        return save, lambda m, p: m.load_weights(p + suffix)
+
     if stack.family == "keras3":
         return {"save_weights": (lambda m, p: m.save_weights(p + ".weights.h5"),
                                  lambda m, p: m.load_weights(p + ".weights.h5")),
                 "keras_file": (lambda m, p: m.save(p + ".keras"),
-                               lambda m, p: m.load_weights(p + ".keras"))}
+                               lambda m, p: m.load_weights(p + ".keras")),
+                "ModelCheckpoint": model_checkpoint(".weights.h5")}
     if stack.family == "standalone":
         return {}
     tf = stack.tf
-    found = {"save_weights": (lambda m, p: m.save_weights(p), lambda m, p: m.load_weights(p))}
+    found = {"save_weights": (lambda m, p: m.save_weights(p), lambda m, p: m.load_weights(p)),
+             "ModelCheckpoint": model_checkpoint("")}
     if stack.eager:
         def checkpoint(model):
             return tf.train.Checkpoint(model=model)
@@ -74,7 +85,8 @@ def _mechanisms(stack):
     return found
 
 
-@pytest.mark.parametrize("mechanism", ["save_weights", "keras_file", "tf.train.Checkpoint"])
+@pytest.mark.parametrize("mechanism", ["save_weights", "ModelCheckpoint", "keras_file",
+                                       "tf.train.Checkpoint"])
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 @pytest.mark.parametrize("n", [6, 7])
 def test_resume_is_exact(stack, data, tmp_path, api, mechanism, n):
