@@ -78,10 +78,12 @@ def _mechanisms(stack):
         def checkpoint(model):
             return tf.train.Checkpoint(model=model)
 
-        found["tf.train.Checkpoint"] = (
-            lambda m, p: checkpoint(m).save(p),
-            lambda m, p: checkpoint(m).restore(tf.train.latest_checkpoint(
-                os.path.dirname(p))).assert_existing_objects_matched())
+        def restore(model, prefix):
+            kept = checkpoint(model)  # the status refers to it weakly (TF 1.14)
+            status = kept.restore(tf.train.latest_checkpoint(os.path.dirname(prefix)))
+            status.assert_existing_objects_matched()
+
+        found["tf.train.Checkpoint"] = (lambda m, p: checkpoint(m).save(p), restore)
     return found
 
 
