@@ -78,7 +78,8 @@ class Keras2TFAdapter(object):
         if pullback != "none":
             # a clear error before anything is made: the optimizer keeps no reachable momentum
             _tf.momentum_lookup(_hook_point(model.optimizer)[0], pullback)
-        store = _tf.OwnVariables(self._run_initializers)
+        store = _tf.OwnVariables(self._run_initializers,
+                                 getattr(model, "_distribution_strategy", None))
         state = _tf.TFState(levels, self.trainable_weights(model), store, pullback)
         track = getattr(model, "_track_trackable", None)
         if track is not None:  # every tf.keras / tf_keras model; not standalone Keras

@@ -46,6 +46,16 @@ def _eager_scope():
     return contextlib.nullcontext()
 
 
+def _strategy_scope(optimizer):
+    """On TensorFlow, the scope of the tf.distribute strategy the optimizer was made under: its
+    variables (and so Lookahead's) must be made there, mirrored like the weights."""
+    strategy = getattr(optimizer, "_distribution_strategy", None)
+    if strategy is None:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+    return contextlib.nullcontext() if tf.distribute.has_strategy() else strategy.scope()
+
+
 def _innermost(optimizer):
     inner = getattr(optimizer, "inner_optimizer", None)
     return optimizer if inner is None else _innermost(inner)
@@ -79,10 +89,11 @@ class Keras3State(SlotTable):
         innermost optimizer it wraps."""
         if _innermost(optimizer) is self.optimizer:
             return
-        if not optimizer.built:
-            optimizer.build(weights)
-        self.release()
-        self.hold_in(_innermost(optimizer), weights, _innermost(optimizer))
+        with _strategy_scope(optimizer):
+            if not optimizer.built:
+                optimizer.build(weights)
+            self.release()
+            self.hold_in(_innermost(optimizer), weights, _innermost(optimizer))
 
     def hold_in(self, target, weights, inner):
         """Create the counter and the slow weights as variables of the optimizer ``target``,

@@ -57,7 +57,17 @@ class TFState(SlotTable):
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
-        the slow weights and reset ``weights`` to them. Returns a bool tensor: synced or not."""
+        the slow weights and reset ``weights`` to them. Returns a bool tensor: synced or not.
+
+        Under a tf.distribute strategy this runs once per step, not once per replica: in the
+        cross-replica context (``merge_call``), where assigning a mirrored variable writes
+        every replica's copy (the way optimizers apply their updates)."""
+        if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+            return tf.distribute.get_replica_context().merge_call(
+                lambda _: self._sync_after(deps, weights, xla=False))
+        return self._sync_after(deps, weights, xla=_xla_available())
+
+    def _sync_after(self, deps, weights, xla):
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         with tf.control_dependencies([d for d in deps if d is not None]):
             count = self.counter.assign_add(1)
@@ -68,7 +78,7 @@ class TFState(SlotTable):
             momentum = [self.momentum_of(w) for w in weights]
             cached = [self._cached.get(id(w)) for w in weights]
 
-        if len(self.levels) == 1 and self.pullback == "none" and _xla_available():
+        if len(self.levels) == 1 and self.pullback == "none" and xla:
             return tf.cond(syncs[0], compiled_sync(self._compiled, weights, slow_levels[0],
                                                    self.levels[0][1]),
                            lambda: tf.constant(False))
@@ -105,8 +115,11 @@ class OwnVariables(object):
     checkpoints (``save_weights`` in the TF format, ``tf.train.Checkpoint``,
     ``BackupAndRestore``) then save and restore them with the model."""
 
-    def __init__(self, run_initializers):
+    def __init__(self, run_initializers, strategy=None):
         self._run_initializers = run_initializers
+        # the model's tf.distribute strategy: variables made in its scope are mirrored on each
+        # replica's device, like the weights they copy
+        self._strategy = strategy
         self.checkpointable = tf.Module(name="keras_lookahead")
         self.checkpointable.slow = []
         self.checkpointable.cached = []
@@ -114,7 +127,10 @@ class OwnVariables(object):
     def _create(self, makers, like):
         """Create variables in the graph of ``like`` and initialise them now."""
         if tf.executing_eagerly():
-            return [make() for make in makers]
+            if self._strategy is None or tf.distribute.has_strategy():
+                return [make() for make in makers]
+            with self._strategy.scope():
+                return [make() for make in makers]
         with like.graph.as_default():
             created = [make() for make in makers]
         self._run_initializers([v.initializer for v in created])

@@ -1,0 +1,102 @@
+"""A training process for test_distribute: the suite's MLP with Lookahead (inject or the
+wrapper) on 2 devices of this CPU, global batch 4; writes the final weights, the counter and
+every replica's copy of the slow weights.
+
+    python distribute_worker.py DATA.npz OUT.npz {inject,wrapper} [--legacy]
+
+KLA_FAMILY=keras3 picks Keras 3: on JAX, keras.distribution.DataParallel over 2 host devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=2, set here); on TensorFlow,
+tf.distribute.MirroredStrategy. Otherwise tf.keras / tf_keras with MirroredStrategy. The 2 CPU
+devices are logical devices of the one CPU.
+"""
+import argparse
+import contextlib
+import os
+
+import numpy as np
+
+EPOCHS, BATCH, K, ALPHA = 7, 4, 3, 0.5
+
+
+def _two_tf_cpus(tf):
+    cpu = tf.config.list_physical_devices("CPU")[0] if hasattr(tf.config, "list_physical_devices") \
+        else tf.config.experimental.list_physical_devices("CPU")[0]
+    configure = getattr(tf.config, "set_logical_device_configuration", None) or \
+        tf.config.experimental.set_virtual_device_configuration
+    device = getattr(tf.config, "LogicalDeviceConfiguration", None) or \
+        tf.config.experimental.VirtualDeviceConfiguration
+    configure(cpu, [device(), device()])
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _replica_values(variable):
+    """Each replica's copy of a (mirrored) variable, as numpy."""
+    value = variable
+    if hasattr(variable, "path"):  # a Keras 3 variable: what the backend holds
+        value = variable.value
+    shards = getattr(value, "addressable_shards", None)  # JAX: laid out over the devices
+    if shards is not None:
+        return [np.asarray(s.data) for s in shards]
+    values = getattr(value, "values", None)  # tf.distribute: one component per replica
+    if values is not None:
+        return [v.numpy() if hasattr(v, "numpy") else np.array(v) for v in values]
+    return [np.asarray(value)]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    for name in ("data", "out", "api"):
+        parser.add_argument(name)
+    parser.add_argument("--legacy", action="store_true")
+    args = parser.parse_args()
+
+    scope = contextlib.nullcontext()
+    if os.environ.get("KLA_FAMILY") == "keras3" and os.environ.get("KERAS_BACKEND") == "jax":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import jax
+        import keras
+        devices = jax.devices("cpu")
+        assert len(devices) == 2, devices
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    else:
+        import tensorflow as tf
+        strategy = _two_tf_cpus(tf)
+        scope = strategy.scope()
+        if os.environ.get("KLA_FAMILY") == "keras3":
+            import keras
+        else:
+            keras = tf.keras
+    import keras_lookahead
+
+    data = np.load(args.data)
+    x, y = data["x"], data["y"]
+    w0 = [data["w%d" % i] for i in range(4)]
+    with scope:
+        inp = keras.layers.Input((3,))
+        hidden = keras.layers.Dense(3, activation="tanh")(inp)
+        model = keras.models.Model(inp, keras.layers.Dense(1)(hidden))
+        model.set_weights(w0)
+        optimizers = keras.optimizers.legacy if args.legacy else keras.optimizers
+        sgd = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+        if args.api == "wrapper":
+            model.compile(keras_lookahead.LookaheadOptimizer(sgd, k=K, alpha=ALPHA), loss="mse")
+        else:
+            model.compile(sgd, loss="mse")
+    if args.api == "inject":
+        keras_lookahead.Lookahead(k=K, alpha=ALPHA).inject(model)
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+
+    from keras_lookahead.lookahead import _state_of
+    _, state, _ = _state_of(model)
+    slow = state.slow_weights(model.trainable_weights)
+    replicas = [_replica_values(s) for s in slow]
+    out = {"w%d" % i: w for i, w in enumerate(model.get_weights())}
+    out.update({"slow%d_r%d" % (i, r): v for i, copies in enumerate(replicas)
+                for r, v in enumerate(copies)})
+    out["counter"] = np.asarray(keras_lookahead.get_state(model)[0])
+    out["replicas"] = np.asarray(min(len(c) for c in replicas))
+    np.savez(args.out, **out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Distribution on the engines that exist: tf.distribute.MirroredStrategy over 2 logical CPU
+devices (tf.keras / tf_keras on TF 2.x, Keras 3 on TensorFlow) and Keras 3's DataParallel over 2
+host devices on JAX. Each run is a new process (devices are set before TensorFlow or JAX starts):
+its weights must equal one device with the same global batch (the numpy reference), and every
+replica's copy of the slow weights must be that same value."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_lookahead
+from reference import MLPReference
+
+K, ALPHA, EPOCHS = 3, 0.5, 7
+
+
+def _why_not(stack):
+    if stack.family == "standalone":
+        return "standalone Keras has no tf.distribute support"
+    if stack.family == "tf" and stack.tf.__version__.startswith("1."):
+        return "Keras fit under MirroredStrategy is tested from TensorFlow 2.0"
+    if stack.family == "keras3" and stack.backend == "torch":
+        return "Keras 3 distributes on JAX (DataParallel) and TensorFlow (tf.distribute) only"
+    if stack.compile_kwargs or not stack.eager:
+        return ("runs once per env, in its default variant (the worker process trains in "
+                "TensorFlow's default mode)")
+    return None
+
+
+def run_worker(stack, data, tmp_path, script, api, extra=()):
+    """Run tests/<script> in a new process on this stack; returns its npz output."""
+    x, y, w0 = data
+    path = str(tmp_path)
+    np.savez(os.path.join(path, "data.npz"), x=x, y=y, **{"w%d" % i: w for i, w in enumerate(w0)})
+    env = dict(os.environ, KLA_FAMILY=stack.family,
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(
+                   os.path.abspath(keras_lookahead.__file__)))] + sys.path))
+    command = [sys.executable, os.path.join(os.path.dirname(__file__), script),
+               os.path.join(path, "data.npz"), os.path.join(path, "out.npz"), api]
+    command += list(extra) + (["--legacy"] if stack.legacy_optimizer else [])
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout.decode()[-4000:]
+    return np.load(os.path.join(path, "out.npz"))
+
+
+@pytest.mark.parametrize("api", ["inject", "wrapper"])
+def test_two_replicas_match_one_device(stack, data, tmp_path, api):
+    reason = _why_not(stack)
+    if reason:
+        pytest.skip(reason)
+    x, y, w0 = data
+    out = run_worker(stack, data, tmp_path, "distribute_worker.py", api)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(K, ALPHA)
+    ref.fit(x, y, epochs=EPOCHS, batch_size=4)
+    assert int(out["counter"]) == 2 * EPOCHS  # one count per global step, not per replica
+    for i, expected in enumerate(ref.w):
+        np.testing.assert_allclose(out["w%d" % i], expected, atol=2e-5, rtol=0)
+    assert int(out["replicas"]) == 2
+    for i, expected in enumerate(ref.lookahead.slow):
+        for r in range(2):
+            np.testing.assert_allclose(out["slow%d_r%d" % (i, r)], expected, atol=2e-5, rtol=0)
+        np.testing.assert_array_equal(out["slow%d_r0" % i], out["slow%d_r1" % i])
