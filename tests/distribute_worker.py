@@ -3,11 +3,13 @@ wrapper) on 2 devices of this CPU, global batch 4; writes the final weights, the
 every replica's copy of the slow weights.
 
     python distribute_worker.py DATA.npz OUT.npz {inject,wrapper} [--legacy]
+        [--worker INDEX --ports PORT0,PORT1]
 
 KLA_FAMILY=keras3 picks Keras 3: on JAX, keras.distribution.DataParallel over 2 host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=2, set here); on TensorFlow,
 tf.distribute.MirroredStrategy. Otherwise tf.keras / tf_keras with MirroredStrategy. The 2 CPU
-devices are logical devices of the one CPU.
+devices are logical devices of the one CPU. With --worker, one of 2 MultiWorkerMirroredStrategy
+workers on localhost instead (each with one CPU device).
 """
 import argparse
 import contextlib
@@ -48,10 +50,24 @@ def main():
     for name in ("data", "out", "api"):
         parser.add_argument(name)
     parser.add_argument("--legacy", action="store_true")
+    parser.add_argument("--worker", type=int, default=None,
+                        help="MultiWorkerMirroredStrategy: this worker's index; TF_CONFIG is "
+                             "built from --ports")
+    parser.add_argument("--ports", default="")
     args = parser.parse_args()
 
     scope = contextlib.nullcontext()
-    if os.environ.get("KLA_FAMILY") == "keras3" and os.environ.get("KERAS_BACKEND") == "jax":
+    if args.worker is not None:
+        import json
+        os.environ["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": ["localhost:" + p for p in args.ports.split(",")]},
+            "task": {"type": "worker", "index": args.worker}})
+        import tensorflow as tf
+        multi = getattr(tf.distribute, "MultiWorkerMirroredStrategy", None) or \
+            tf.distribute.experimental.MultiWorkerMirroredStrategy
+        scope = multi().scope()
+        keras = __import__("keras") if os.environ.get("KLA_FAMILY") == "keras3" else tf.keras
+    elif os.environ.get("KLA_FAMILY") == "keras3" and os.environ.get("KERAS_BACKEND") == "jax":
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         import jax
         import keras
