@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-EPOCHS, BATCH, K, ALPHA = 7, 4, 3, 0.5
+EPOCHS, BATCH = 7, 4
 
 
 def _two_tf_cpus(tf):
@@ -83,23 +83,11 @@ def main():
         else:
             keras = tf.keras
     import keras_lookahead
+    from workers import build_model, inject_if_asked
 
-    data = np.load(args.data)
-    x, y = data["x"], data["y"]
-    w0 = [data["w%d" % i] for i in range(4)]
     with scope:
-        inp = keras.layers.Input((3,))
-        hidden = keras.layers.Dense(3, activation="tanh")(inp)
-        model = keras.models.Model(inp, keras.layers.Dense(1)(hidden))
-        model.set_weights(w0)
-        optimizers = keras.optimizers.legacy if args.legacy else keras.optimizers
-        sgd = optimizers.SGD(learning_rate=0.1, momentum=0.9)
-        if args.api == "wrapper":
-            model.compile(keras_lookahead.LookaheadOptimizer(sgd, k=K, alpha=ALPHA), loss="mse")
-        else:
-            model.compile(sgd, loss="mse")
-    if args.api == "inject":
-        keras_lookahead.Lookahead(k=K, alpha=ALPHA).inject(model)
+        model, x, y = build_model(keras, args.data, args.api, args.legacy)
+    inject_if_asked(model, args.api)
     model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
 
     from keras_lookahead.lookahead import _state_of

@@ -14,7 +14,7 @@ import signal
 
 import numpy as np
 
-EPOCHS, BATCH, K, ALPHA = 5, 4, 3, 0.5
+EPOCHS, BATCH = 5, 4
 
 
 def main():
@@ -35,22 +35,9 @@ def main():
         backup = getattr(keras.callbacks, "BackupAndRestore", None) or \
             keras.callbacks.experimental.BackupAndRestore
         callback_base = keras.callbacks.Callback
-    import keras_lookahead
-
-    data = np.load(args.data)
-    x, y = data["x"], data["y"]
-    w0 = [data["w%d" % i] for i in range(4)]
-    inp = keras.layers.Input((3,))
-    hidden = keras.layers.Dense(3, activation="tanh")(inp)
-    model = keras.models.Model(inp, keras.layers.Dense(1)(hidden))
-    model.set_weights(w0)
-    optimizers = keras.optimizers.legacy if args.legacy else keras.optimizers
-    sgd = optimizers.SGD(learning_rate=0.1, momentum=0.9)
-    if args.api == "wrapper":
-        model.compile(keras_lookahead.LookaheadOptimizer(sgd, k=K, alpha=ALPHA), loss="mse")
-    else:
-        model.compile(sgd, loss="mse")
-        keras_lookahead.Lookahead(k=K, alpha=ALPHA).inject(model)
+    from workers import build_model, inject_if_asked
+    model, x, y = build_model(keras, args.data, args.api, args.legacy)
+    inject_if_asked(model, args.api)
 
     class Kill(callback_base):
         done = 0

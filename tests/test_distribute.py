@@ -5,17 +5,14 @@ its weights must equal one device with the same global batch (the numpy referenc
 replica's copy of the slow weights must be that same value."""
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-import keras_lookahead
+import workers
 from reference import MLPReference
 
-K, ALPHA, EPOCHS = 3, 0.5, 7
-# where keras_lookahead is imported from, for the worker processes
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras_lookahead.__file__)))
+K, ALPHA, EPOCHS = workers.K, workers.ALPHA, 7
 
 
 def _why_not(stack):
@@ -31,18 +28,14 @@ def _why_not(stack):
     return None
 
 
-def run_worker(stack, data, tmp_path, script, api, extra=()):
-    """Run tests/<script> in a new process on this stack; returns its npz output."""
-    x, y, w0 = data
+def run_worker(stack, data, tmp_path, api):
+    """Run distribute_worker.py in a new process on this stack; returns its npz output."""
     path = str(tmp_path)
-    np.savez(os.path.join(path, "data.npz"), x=x, y=y, **{"w%d" % i: w for i, w in enumerate(w0)})
-    env = dict(os.environ, KLA_FAMILY=stack.family,
-               PYTHONPATH=_ROOT)
-    command = [sys.executable, os.path.join(os.path.dirname(__file__), script),
-               os.path.join(path, "data.npz"), os.path.join(path, "out.npz"), api]
-    command += list(extra) + (["--legacy"] if stack.legacy_optimizer else [])
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          timeout=600)
+    done = subprocess.run(
+        workers.command(stack, "distribute_worker.py", workers.write_data(path, data),
+                        os.path.join(path, "out.npz"), api),
+        env=workers.environment(stack), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=600)
     assert done.returncode == 0, done.stdout.decode()[-4000:]
     return np.load(os.path.join(path, "out.npz"))
 
@@ -53,7 +46,7 @@ def test_two_replicas_match_one_device(stack, data, tmp_path, api):
     if reason:
         pytest.skip(reason)
     x, y, w0 = data
-    out = run_worker(stack, data, tmp_path, "distribute_worker.py", api)
+    out = run_worker(stack, data, tmp_path, api)
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(K, ALPHA)
     ref.fit(x, y, epochs=EPOCHS, batch_size=4)
@@ -95,19 +88,17 @@ def test_two_workers_match_one_device(stack, data, tmp_path, api):
         pytest.skip(reason)
     x, y, w0 = data
     path = str(tmp_path)
-    np.savez(os.path.join(path, "data.npz"), x=x, y=y, **{"w%d" % i: w for i, w in enumerate(w0)})
-    env = dict(os.environ, KLA_FAMILY=stack.family,
-               PYTHONPATH=_ROOT)
+    data_file = workers.write_data(path, data)
     ports = ",".join(str(p) for p in _free_ports(2))
-    workers = [subprocess.Popen(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "distribute_worker.py"),
-         os.path.join(path, "data.npz"), os.path.join(path, "out%d.npz" % i), api,
-         "--worker", str(i), "--ports", ports] + (["--legacy"] if stack.legacy_optimizer
-                                                   else []),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
-    for worker in workers:
-        output = worker.communicate(timeout=600)[0]
-        assert worker.returncode == 0, output.decode()[-4000:]
+    processes = [subprocess.Popen(
+        workers.command(stack, "distribute_worker.py", data_file,
+                        os.path.join(path, "out%d.npz" % i), api, "--worker", i,
+                        "--ports", ports),
+        env=workers.environment(stack), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for i in range(2)]
+    for process in processes:
+        output = process.communicate(timeout=600)[0]
+        assert process.returncode == 0, output.decode()[-4000:]
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(K, ALPHA)
     ref.fit(x, y, epochs=EPOCHS, batch_size=4)

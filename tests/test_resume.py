@@ -5,12 +5,12 @@ reach for on each stack; and BackupAndRestore after a real kill of a training pr
 import os
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import keras_lookahead
+import workers
 from reference import MLPReference
 from test_inject import assert_weights
 
@@ -176,14 +176,9 @@ def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
         pytest.skip(reason)
     x, y, w0 = data
     path = str(tmp_path)
-    np.savez(os.path.join(path, "data.npz"), x=x, y=y, **{"w%d" % i: w for i, w in enumerate(w0)})
-    env = dict(os.environ, KLA_FAMILY=stack.family,
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(
-                   os.path.abspath(keras_lookahead.__file__)))] + sys.path))
-    command = [sys.executable, os.path.join(os.path.dirname(__file__), "resume_worker.py"),
-               os.path.join(path, "data.npz"), os.path.join(path, "backup"),
-               os.path.join(path, "out.npz"), api] + (["--legacy"] if stack.legacy_optimizer
-                                                        else [])
+    env = workers.environment(stack)
+    command = workers.command(stack, "resume_worker.py", workers.write_data(path, data),
+                              os.path.join(path, "backup"), os.path.join(path, "out.npz"), api)
     killed = subprocess.run(command + ["--kill-after", "5"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stdout.decode()[-3000:]

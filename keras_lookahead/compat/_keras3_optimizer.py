@@ -10,6 +10,7 @@ import keras
 
 from keras_lookahead._validation import check_alpha, check_k, check_pullback
 from keras_lookahead.compat._keras3 import Keras3State, update_applied
+from keras_lookahead.compat._passthrough import InnerPassThrough
 
 _BASE_ARGUMENTS = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema",
                    "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
@@ -17,7 +18,7 @@ _BASE_ARGUMENTS = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "
 
 
 @keras.saving.register_keras_serializable(package="keras_lookahead", name="LookaheadOptimizer")
-class LookaheadOptimizer(keras.optimizers.Optimizer):
+class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
     """Lookahead (Zhang et al., 2019) around any Keras 3 optimizer.
 
     The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
@@ -82,18 +83,6 @@ class LookaheadOptimizer(keras.optimizers.Optimizer):
                    else list(trainable_variables))
         self.inner_optimizer.apply(grads, trainable_variables)
         self._lookahead.after_apply(update_applied(self.inner_optimizer), weights)
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
 
     def scale_loss(self, loss):
         return self.inner_optimizer.scale_loss(loss)

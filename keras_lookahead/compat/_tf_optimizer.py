@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_lookahead._validation import check_alpha, check_k, check_pullback
 from keras_lookahead.compat import _tf
+from keras_lookahead.compat._passthrough import InnerPassThrough
 
 # 2.11+ (and tf_keras): the default optimizers are the new family, OptimizerV2 is in `legacy`
 # (2.9 and 2.10 have a `legacy` too, of OptimizerV2 subclasses, next to an OptimizerV2 default).
@@ -50,7 +51,7 @@ def _get_optimizer(optimizer):
     return found
 
 
-class _Wrapper(object):
+class _Wrapper(InnerPassThrough):
     """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
 
     def _wrap(self, optimizer, k, alpha, pullback, kwargs):
@@ -89,22 +90,6 @@ class _Wrapper(object):
         self._ensure_lookahead([v for _, v in grads_and_vars])
         return _tf.apply_gradients_hook(self._optimizer.apply_gradients, self._lookahead)(
             grads_and_vars, *args, **kwargs)
-
-    @property
-    def iterations(self):
-        return self._optimizer.iterations
-
-    @iterations.setter
-    def iterations(self, variable):
-        self._optimizer.iterations = variable
-
-    @property
-    def learning_rate(self):
-        return self._optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self._optimizer.learning_rate = value
 
     @property
     def lr(self):
