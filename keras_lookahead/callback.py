@@ -2,7 +2,7 @@
 import numpy as np
 
 from keras_lookahead import _rule, compat
-from keras_lookahead._validation import check_alpha, check_k
+from keras_lookahead._validation import check_alpha, check_int, check_k
 
 
 class _Callback(object):
@@ -180,13 +180,14 @@ class ValidateOnSlowWeights(_Callback):
 
     def __init__(self, level=0):
         _Callback.__init__(self)
-        self.level = level
+        self.level = check_int(level, "level", minimum=0)
         self._in_fit = False
         self._swap = None
 
     def on_train_begin(self, logs=None):
-        from keras_lookahead.lookahead import _state_of
-        _state_of(self.model)  # a clear error now if the model has no Lookahead
+        from keras_lookahead.lookahead import _state_of, check_level
+        # a clear error now if the model has no Lookahead, or not this many levels
+        check_level(self.level, *_state_of(self.model)[1:])
         if not compat.calls_test_hooks_in_fit(self.model):
             raise ValueError(
                 "ValidateOnSlowWeights needs fit to call on_test_begin / on_test_end around "

@@ -64,7 +64,8 @@ class Lookahead(object):
             ``model``.
 
         Raises:
-            TypeError: ``model`` is not a Keras model, or its optimizer cannot be hooked.
+            TypeError: ``model`` is not a Keras model, or its optimizer is not one of the
+                model's Keras or cannot be hooked.
             ValueError: ``model`` is not compiled, or has no trainable weights.
             RuntimeError: Lookahead is already injected into ``model``.
             keras_lookahead.UnsupportedVersionError: the model's Keras or TensorFlow version
@@ -85,6 +86,7 @@ class Lookahead(object):
             raise ValueError(
                 "`model` has no trainable weights, so Lookahead has nothing to do. "
                 "Received: model={!r}".format(getattr(model, "name", model)))
+        compat.check_optimizer(model, adapter.name)
         _Injection(self, model, adapter)
         return model
 
@@ -141,10 +143,7 @@ def slow_weights(model, level=0):
         ...     model.save_weights("slow.weights.h5")
     """
     adapter, state, owner = _state_of(model)
-    levels = 1 if state is None else len(state.levels)
-    if isinstance(level, bool) or level not in range(levels):
-        raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
-                         .format(levels, owner, level))
+    check_level(level, state, owner)
     if state is None:
         # a LookaheadOptimizer that has applied no update: the weights are the slow weights
         yield model
@@ -214,6 +213,15 @@ def _state_of(model):
         optimizer = getattr(optimizer, "inner_optimizer", None)
     raise ValueError("`model` has no Lookahead: neither injected nor a LookaheadOptimizer. "
                      "Received: model={!r}".format(getattr(model, "name", model)))
+
+
+def check_level(level, state, owner):
+    """ValueError unless ``level`` names a slow level of ``state`` (None: an unbuilt
+    LookaheadOptimizer, which has one)."""
+    levels = 1 if state is None else len(state.levels)
+    if isinstance(level, bool) or level not in range(levels):
+        raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
+                         .format(levels, owner, level))
 
 
 def _injected(model):

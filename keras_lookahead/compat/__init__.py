@@ -63,6 +63,27 @@ def _model_class(obj):
     return None
 
 
+def _package(cls):
+    """The top-level package a class comes from; TensorFlow 1.15/2.0 keep tf.keras in
+    ``tensorflow_core``, which is ``tensorflow`` to the user."""
+    root = (cls.__module__ or "").split(".")[0]
+    return "tensorflow" if root == "tensorflow_core" else root
+
+
+def check_optimizer(model, found):
+    """TypeError unless ``model.optimizer`` comes from the model's own Keras (``found`` names
+    it). ``compile`` refuses another Keras' optimizer, but ``model.optimizer = ...`` does not,
+    and Lookahead's hook would then sit on a method that Keras' train step never calls."""
+    optimizer = model.optimizer
+    package = _package(_model_class(model))
+    if package not in {_package(c) for c in type(optimizer).__mro__}:
+        raise TypeError(
+            "`model.optimizer` must be an optimizer of the model's Keras ({}, package `{}`), "
+            "as compile makes it. Received: optimizer={!r} (of type {}.{}, from package "
+            "`{}`)".format(found, package, optimizer, type(optimizer).__module__,
+                           type(optimizer).__name__, _package(type(optimizer))))
+
+
 def _keras2_adapter(name, cls):
     from keras_lookahead.compat import _keras2_tf
     return _keras2_tf.Keras2TFAdapter(name, cls)
@@ -203,6 +224,19 @@ def lookahead_optimizer_class():
                 found, supported_table()))
     from keras_lookahead.compat import _tf_optimizer
     return _tf_optimizer.LookaheadOptimizer
+
+
+def keras_module():
+    """The Keras a script should build models with: Keras 3 where it is installed (and
+    TF_USE_LEGACY_KERAS is not set), else tf_keras / tf.keras."""
+    if _keras3_installed():
+        import keras
+        return keras
+    if _legacy_keras_selected() and _importable("tf_keras"):
+        import tf_keras
+        return tf_keras
+    import tensorflow as tf
+    return tf.keras
 
 
 def calls_test_hooks_in_fit(model):
