@@ -88,6 +88,20 @@ class Stack(object):
             set_session(tf.compat.v1.Session(graph=tf.compat.v1.get_default_graph(),
                                                     config=config))
 
+    def no_wrapper(self):
+        """Why this stack has no ``LookaheadOptimizer`` (it raises UnsupportedVersionError
+        there, test_optimizer.test_clear_error_where_unsupported), or None."""
+        if self.family == "standalone":
+            return "standalone Keras"
+        if self.tf is not None and self.tf.__version__.startswith("1."):
+            return "TensorFlow 1.x"
+        return None
+
+    def skip_without_wrapper(self):
+        reason = self.no_wrapper()
+        if reason is not None:
+            pytest.skip("no LookaheadOptimizer on {} (this stack: {})".format(reason, self.label))
+
     def compile(self, model, optimizer, loss="mse", **kwargs):
         model.compile(optimizer=optimizer, loss=loss, **dict(self.compile_kwargs, **kwargs))
         return model

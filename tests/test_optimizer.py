@@ -13,21 +13,9 @@ from test_inject import (STEPS_APART, assert_weights, max_gap, train, train_refe
                          worked_path)
 
 
-def _unsupported(stack):
-    """Why LookaheadOptimizer does not exist on this stack, or None."""
-    if stack.family == "standalone":
-        return "standalone Keras"
-    if stack.family == "tf" and stack.tf.__version__.startswith("1."):
-        return "TensorFlow 1.x"
-    return None
-
-
 @pytest.fixture
 def wrapped(stack):
-    reason = _unsupported(stack)
-    if reason is not None:
-        pytest.skip("LookaheadOptimizer is not for {} (this stack: {}): "
-                    "test_clear_error_where_unsupported".format(reason, stack.label))
+    stack.skip_without_wrapper()
     return stack
 
 
@@ -56,8 +44,7 @@ def variable(stack, value):
 
 
 def test_clear_error_where_unsupported(stack):
-    reason = _unsupported(stack)
-    if reason is None:
+    if stack.no_wrapper() is None:
         assert wrapper(stack.sgd(0.1)).k == 5
         return
     with pytest.raises(keras_lookahead.UnsupportedVersionError,
@@ -339,8 +326,8 @@ def test_pullback_matches_reference(stack, data, api, pullback):
         train(model, x, y)  # still trainable, as it was
         assert_weights(model, train_reference(MLPReference(w0, lr=0.1, momentum=0.9), x, y))
         return
-    if api == "wrapper" and _unsupported(stack) is not None:
-        pytest.skip("no LookaheadOptimizer on " + _unsupported(stack))
+    if api == "wrapper":
+        stack.skip_without_wrapper()
     if api == "wrapper":
         model = stack.compile(stack.mlp(w0), wrapper(stack.sgd(0.1, 0.9), k=3, alpha=0.5,
                                                      pullback=pullback))
@@ -369,7 +356,7 @@ def _optimizers(stack):
 
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_pullback_needs_momentum(stack, data, api):
-    if stack.family == "standalone" or (api == "wrapper" and _unsupported(stack)):
+    if stack.family == "standalone" or (api == "wrapper" and stack.no_wrapper()):
         pytest.skip("see test_pullback_matches_reference / test_clear_error_where_unsupported")
     optimizers = _optimizers(stack)
     x, y, w0 = data

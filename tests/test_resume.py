@@ -17,20 +17,11 @@ from test_inject import assert_weights
 K, ALPHA = 3, 0.5
 
 
-def _wrapper_unsupported(stack):
-    if stack.family == "standalone" or (stack.tf is not None
-                                        and stack.tf.__version__.startswith("1.")):
-        return "no LookaheadOptimizer on TensorFlow 1.x and standalone Keras"
-    return None
-
-
 def _model(stack, w0, api):
     """A compiled model with Lookahead (inject or wrapper), SGD with momentum: the inner state
     must come back too."""
     if api == "wrapper":
-        reason = _wrapper_unsupported(stack)
-        if reason:
-            pytest.skip(reason)
+        stack.skip_without_wrapper()
         return stack.compile(stack.mlp(w0), keras_lookahead.LookaheadOptimizer(
             stack.sgd(0.1, momentum=0.9), k=K, alpha=ALPHA))
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
@@ -171,7 +162,7 @@ def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
     """A training process is SIGKILLed mid-epoch (after 5 of 10 batches; the last backup is at
     the end of epoch 2, 4 steps in, mid-period for k = 3); a new process with the same
     BackupAndRestore resumes and finishes. Its weights equal the uninterrupted run."""
-    reason = _backup_and_restore(stack) or (api == "wrapper" and _wrapper_unsupported(stack))
+    reason = _backup_and_restore(stack) or (api == "wrapper" and stack.no_wrapper())
     if reason:
         pytest.skip(reason)
     x, y, w0 = data

@@ -78,9 +78,7 @@ def test_validation_during_fit_on_slow_weights(stack, data, api):
     from keras_lookahead import ValidateOnSlowWeights
     x, y, w0 = data
     if api == "wrapper":
-        if stack.family == "standalone" or (stack.tf is not None
-                                            and stack.tf.__version__.startswith("1.")):
-            pytest.skip("no LookaheadOptimizer on TensorFlow 1.x and standalone Keras")
+        stack.skip_without_wrapper()
         from keras_lookahead import LookaheadOptimizer
         model = stack.compile(stack.mlp(w0), LookaheadOptimizer(stack.sgd(0.1, 0.9), k=3,
                                                                 alpha=0.5))

@@ -18,6 +18,10 @@ class SlotTable(object):
                     getattr(weight, "path", None) or weight.name))
         return entry[1][level]
 
+    def weights(self):
+        """Every weight that has copies, in the order they were added."""
+        return [weight for weight, _ in self._slots.values()]
+
     def slow_weights(self, weights, level=0):
         return [self.slow(w, level) for w in weights]
 

@@ -54,6 +54,13 @@ def _get_optimizer(optimizer):
 class _Wrapper(InnerPassThrough):
     """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
 
+    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead", **kwargs):
+        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+        optimizer = _get_optimizer(optimizer)
+        self._init_base(name, optimizer)
+        self._optimizer = optimizer
+        self._wrap(optimizer, k, alpha, pullback, kwargs)
+
     def _wrap(self, optimizer, k, alpha, pullback, kwargs):
         for argument in sorted(kwargs):
             raise ValueError(
@@ -105,7 +112,7 @@ class _Wrapper(InnerPassThrough):
             raise ValueError("The LookaheadOptimizer has not applied any update yet, so it "
                              "has no slow weights.")
         if variables is None:
-            return [slows[level] for _, slows in self._lookahead._slots.values()]
+            variables = self._lookahead.weights()
         return self._lookahead.slow_weights(variables, level)
 
     def get_config(self):
@@ -126,13 +133,9 @@ class _V2Wrapper(_Wrapper, _V2):
 
     _NEEDS_LEGACY_FLAG = _NEW is not None
 
-    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead", **kwargs):
-        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
-        optimizer = _get_optimizer(optimizer)
+    def _init_base(self, name, optimizer):
         _V2.__init__(self, name)
-        self._optimizer = optimizer
         self._track_trackable(optimizer, "inner_optimizer")
-        self._wrap(optimizer, k, alpha, pullback, kwargs)
 
     def _name_for_config(self):
         return self._name
@@ -197,13 +200,8 @@ if _NEW is not None:
                 return LegacyLookaheadOptimizer(optimizer, *args, **kwargs)
             return super(_NewWrapper, cls).__new__(cls)
 
-        def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead",
-                     **kwargs):
-            k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
-            optimizer = _get_optimizer(optimizer)
+        def _init_base(self, name, optimizer):
             _NEW.__init__(self, name)
-            self._optimizer = optimizer
-            self._wrap(optimizer, k, alpha, pullback, kwargs)
 
         def _name_for_config(self):
             return self.name
