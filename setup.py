@@ -20,8 +20,9 @@ setup(
     python_requires=">=3.7",
     # The user brings their own Keras/TensorFlow stack; nothing framework-specific is required.
     install_requires=["packaging"],
+    entry_points={"console_scripts": ["keras-lookahead=keras_lookahead.__main__:main"]},
     extras_require={
-        "demo": ["scikit-learn"],
+        "compare": ["scikit-learn", "matplotlib"],
         "test": ["pytest", "numpy"],
     },
     classifiers=[

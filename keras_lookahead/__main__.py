@@ -1,0 +1,29 @@
+"""``python -m keras_lookahead [compare] [options]`` and the ``keras-lookahead`` command.
+
+Commands:
+    compare   bare optimizers against Lookahead on a real data set (the default;
+              ``keras-lookahead compare --help``)
+"""
+import sys
+
+COMMANDS = ("compare",)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        print("keras-lookahead: unknown command {!r}; commands: {}".format(
+            argv[0], ", ".join(COMMANDS)), file=sys.stderr)
+        return 2
+    if argv[:1] == ["compare"]:
+        argv = argv[1:]
+    from keras_lookahead import compare
+    compare.main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""``keras-lookahead compare``: bare optimizers against Lookahead on a real data set.
+
+Trains the same small classifier (an MLP on the flattened input) once per optimizer and seed,
+from the same initial weights and batch order for every optimizer of a seed, and reports the
+mean and spread over seeds of the final validation accuracy and loss and of the seconds per
+epoch; writes the learning curves (PNG, shaded over seeds) and every epoch's numbers (CSV,
+JSON). The data: scikit-learn's bundled digits by default (nothing is downloaded), or any
+``.npz`` holding ``x`` (samples first) and integer labels ``y``.
+
+    keras-lookahead compare                       # digits, the default optimizers, 3 seeds
+    python -m keras_lookahead compare --backend torch --optimizers sgd,lookahead-sgd
+    keras-lookahead compare --data mine.npz --epochs 30 --seeds 5 --out results/
+
+Optimizers are named ``<base>`` or ``<variant>-<base>``: base ``sgd`` (momentum 0.9) or
+``adam``; variant ``lookahead`` (``Lookahead(k, alpha)``), ``nested``
+(``NestedLookahead(k, alpha, s, h)``), ``pullback`` (``Lookahead(..., pullback="pullback")``)
+or ``reset`` (``pullback="reset"``). Lookahead variants are validated on their slow weights
+(``ValidateOnSlowWeights``; ``--eval-weights fast`` for the fast ones), which is what the
+paper evaluates.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+BASES = ("sgd", "adam")
+VARIANTS = ("lookahead", "nested", "pullback", "reset")
+DEFAULT_OPTIMIZERS = "sgd,lookahead-sgd,nested-sgd,pullback-sgd,adam,lookahead-adam"
+COLUMNS = ("optimizer", "seed", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+           "seconds")
+
+
+def _optimizer_names(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        variant, _, base = name.rpartition("-")
+        if base not in BASES or (variant and variant not in VARIANTS):
+            raise argparse.ArgumentTypeError(
+                "`--optimizers` takes a comma-separated list of <base> or <variant>-<base>, "
+                "base one of {}, variant one of {}. Received: {!r}".format(
+                    ", ".join(BASES), ", ".join(VARIANTS), name))
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            "`--optimizers` must name at least one optimizer, each once. Received: {!r}"
+            .format(text))
+    return names
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError("must be > 0. Received: {}".format(text))
+        return value
+    return parse
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1). Received: {}".format(text))
+    return value
+
+
+def add_arguments(parser):
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--data", metavar="PATH.npz",
+                      help="an .npz with arrays x (samples first) and y (integer labels); "
+                           "default: scikit-learn's bundled digits")
+    data.add_argument("--val-fraction", type=_fraction, default=0.3,
+                      help="held out for validation, stratified (default 0.3)")
+    data.add_argument("--hidden", default="64",
+                      help="hidden layer widths, comma-separated (default 64)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--optimizers", type=_optimizer_names,
+                       default=_optimizer_names(DEFAULT_OPTIMIZERS),
+                       help="comma-separated (default {})".format(DEFAULT_OPTIMIZERS))
+    train.add_argument("--epochs", type=_positive(int), default=20)
+    train.add_argument("--seeds", type=_positive(int), default=3)
+    train.add_argument("--batch-size", type=_positive(int), default=32)
+    train.add_argument("--sgd-lr", type=_positive(float), default=0.1)
+    train.add_argument("--sgd-momentum", type=float, default=0.9)
+    train.add_argument("--adam-lr", type=_positive(float), default=3e-3)
+    train.add_argument("--k", type=int, default=5, help="Lookahead's k (default 5)")
+    train.add_argument("--alpha", type=float, default=0.5, help="Lookahead's alpha (0.5)")
+    train.add_argument("--s", type=int, default=3, help="NestedLookahead's s (default 3)")
+    train.add_argument("--h", type=float, default=0.5, help="NestedLookahead's h (0.5)")
+    train.add_argument("--eval-weights", choices=("slow", "fast"), default="slow",
+                       help="validate Lookahead variants on their slow (default) or fast "
+                            "weights")
+    run = parser.add_argument_group("run")
+    run.add_argument("--backend", choices=("jax", "tensorflow", "torch"),
+                     help="the Keras 3 backend (sets KERAS_BACKEND; default: as set, or "
+                          "Keras' own default)")
+    run.add_argument("--out", default="lookahead-compare", metavar="DIR",
+                     help="where curves.png, runs.csv and summary.json go "
+                          "(default ./lookahead-compare)")
+    run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def load_data(path, val_fraction):
+    """``(x_train, y_train, x_val, y_val, description)``; the split is stratified and fixed
+    (seed 0), so every optimizer and seed sees the same one."""
+    if path is None:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise SystemExit("The default data set is scikit-learn's digits: pip install "
+                             "scikit-learn, or pass --data PATH.npz")
+        digits = load_digits()
+        x, y, name = digits.data, digits.target, "scikit-learn digits (8x8 images)"
+    else:
+        with np.load(path) as archive:
+            missing = [key for key in ("x", "y") if key not in archive.files]
+            if missing:
+                raise SystemExit("`--data` must be an .npz with arrays x and y. Received: {} "
+                                 "with arrays {}".format(path, archive.files))
+            x, y, name = archive["x"], archive["y"], os.path.basename(path)
+    x = np.asarray(x, "float32").reshape(len(x), -1)
+    scale = float(np.abs(x).max()) or 1.0
+    x = x / scale if scale > 1.0 else x
+    y = np.asarray(y)
+    if y.ndim == 2:  # one-hot
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) \
+            and not np.all(np.equal(np.mod(y, 1), 0)):
+        raise SystemExit("`y` must hold one integer label per sample of `x`. Received: y of "
+                         "shape {} and dtype {} for {} samples".format(y.shape, y.dtype, len(x)))
+    y = y.astype("int32")
+    rng = np.random.RandomState(0)
+    val = np.zeros(len(y), bool)
+    for label in np.unique(y):
+        where = rng.permutation(np.flatnonzero(y == label))
+        val[where[:int(round(val_fraction * len(where)))]] = True
+    if val.all() or not val.any():
+        raise SystemExit("`--val-fraction` {} leaves no training or no validation samples "
+                         "of {}".format(val_fraction, len(y)))
+    description = "{}: {} train / {} validation samples, {} features, {} classes".format(
+        name, int((~val).sum()), int(val.sum()), x.shape[1], int(y.max()) + 1)
+    return x[~val], y[~val], x[val], y[val], description
+
+
+class _EpochLog(object):
+    """Seconds of each epoch (training and validation), from a callback."""
+
+    def __init__(self, keras):
+        log = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                log.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                log.seconds.append(time.perf_counter() - log.start)
+
+        self.seconds = []
+        self.callback = Callback()
+
+
+def _set_seed(keras, seed):
+    set_random_seed = getattr(keras.utils, "set_random_seed", None)
+    if set_random_seed is not None:
+        set_random_seed(seed)
+        return
+    import random
+    import tensorflow as tf
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.compat.v1.set_random_seed(seed)
+
+
+def _make_optimizer(keras, base, args):
+    if base == "adam":
+        return keras.optimizers.Adam(learning_rate=args.adam_lr)
+    return keras.optimizers.SGD(learning_rate=args.sgd_lr, momentum=args.sgd_momentum)
+
+
+def _lookahead(name, args):
+    import keras_lookahead
+    variant = name.rpartition("-")[0]
+    if variant == "nested":
+        return keras_lookahead.NestedLookahead(k=args.k, alpha=args.alpha, s=args.s, h=args.h)
+    if variant in ("pullback", "reset"):
+        return keras_lookahead.Lookahead(k=args.k, alpha=args.alpha, pullback=variant)
+    if variant == "lookahead":
+        return keras_lookahead.Lookahead(k=args.k, alpha=args.alpha)
+    return None
+
+
+def train_one(keras, name, seed, data, args):
+    """One optimizer, one seed: the per-epoch history."""
+    import keras_lookahead
+    x_train, y_train, x_val, y_val = data
+    keras.backend.clear_session()
+    _set_seed(keras, seed)  # the same initial weights and batch order for every optimizer
+    layers = [keras.layers.Input((x_train.shape[1],))]
+    layers += [keras.layers.Dense(int(w), activation="relu") for w in args.hidden.split(",")]
+    layers.append(keras.layers.Dense(int(y_train.max()) + 1, activation="softmax"))
+    model = keras.models.Sequential(layers)
+    model.compile(optimizer=_make_optimizer(keras, name.rpartition("-")[2], args),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    lookahead = _lookahead(name, args)
+    epoch_log = _EpochLog(keras)
+    callbacks = [epoch_log.callback]
+    if lookahead is not None:
+        lookahead.inject(model)
+        if args.eval_weights == "slow":
+            callbacks.insert(0, keras_lookahead.ValidateOnSlowWeights())
+    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                        validation_data=(x_val, y_val), shuffle=True, verbose=0,
+                        callbacks=callbacks).history
+    acc = "accuracy" if "accuracy" in history else "acc"  # Keras before 2.3 says acc
+    numbers = {"loss": history["loss"], "accuracy": history[acc],
+               "val_loss": history["val_loss"], "val_accuracy": history["val_" + acc],
+               "seconds": epoch_log.seconds}
+    return {key: [float(v) for v in values] for key, values in numbers.items()}
+
+
+def summarize(runs, names):
+    """Per optimizer: mean and std over seeds of the final val accuracy and loss, and of the
+    median seconds per epoch after the first (which includes tracing and compiling)."""
+    rows = []
+    for name in names:
+        mine = [r for r in runs if r["optimizer"] == name]
+        finals = {key: np.array([r["history"][key][-1] for r in mine])
+                  for key in ("val_accuracy", "val_loss", "loss")}
+        per_epoch = np.array([np.median(r["history"]["seconds"][1:] or
+                                        r["history"]["seconds"]) for r in mine])
+        row = {"optimizer": name, "seeds": len(mine)}
+        for key, values in list(finals.items()) + [("seconds_per_epoch", per_epoch)]:
+            row[key + "_mean"] = float(values.mean())
+            row[key + "_std"] = float(values.std())
+        rows.append(row)
+    return rows
+
+
+def format_table(rows):
+    header = ("optimizer", "val accuracy", "val loss", "train loss", "s/epoch")
+    lines = [header]
+    for r in rows:
+        lines.append((r["optimizer"],) + tuple(
+            "{:.4f} ± {:.4f}".format(r[key + "_mean"], r[key + "_std"])
+            for key in ("val_accuracy", "val_loss", "loss")) +
+            ("{:.3f} ± {:.3f}".format(r["seconds_per_epoch_mean"],
+                                      r["seconds_per_epoch_std"]),))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths)))
+                     for line in lines)
+
+
+def plot(runs, names, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = (("loss", "training loss"), ("val_loss", "validation loss"),
+              ("val_accuracy", "validation accuracy"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.4))
+    colors = plt.get_cmap("tab10").colors
+    for i, name in enumerate(names):
+        mine = [r["history"] for r in runs if r["optimizer"] == name]
+        for ax, (key, label) in zip(axes, panels):
+            values = np.array([h[key] for h in mine])
+            epochs = np.arange(1, values.shape[1] + 1)
+            style = "-" if "-" in name else "--"
+            ax.plot(epochs, values.mean(axis=0), style, color=colors[i % 10], label=name)
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
+                            color=colors[i % 10], alpha=0.18, linewidth=0)
+            ax.set_title(label)
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax, (key, _) in zip(axes, panels):
+        if key.endswith("loss"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(loc="lower right", fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_csv(runs, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for r in runs:
+            h = r["history"]
+            for epoch in range(len(h["loss"])):
+                writer.writerow([r["optimizer"], r["seed"], epoch + 1] +
+                                ["{:.6g}".format(h[key][epoch]) for key in COLUMNS[3:]])
+
+
+def run(args):
+    """Everything but the argument parsing; returns the summary (also written as JSON)."""
+    from keras_lookahead import compat
+    keras = compat.keras_module()
+    backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
+    if args.backend is not None and backend != args.backend:
+        raise SystemExit("`--backend {}` needs Keras 3; this Keras ({} {}) runs on {} only."
+                         .format(args.backend, keras.__name__, keras.__version__, backend))
+    x_train, y_train, x_val, y_val, description = load_data(args.data, args.val_fraction)
+    stack = "Keras {} ({})".format(keras.__version__, backend)
+    config = "{} epochs, batch {}, {} seeds, hidden {}, k={}, alpha={}, s={}, h={}, " \
+             "Lookahead validated on {} weights".format(
+                 args.epochs, args.batch_size, args.seeds, args.hidden, args.k, args.alpha,
+                 args.s, args.h, args.eval_weights)
+    print("{} | {}\n{}".format(stack, description, config), flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    data = (x_train, y_train, x_val, y_val)
+    runs, total, start = [], len(args.optimizers) * args.seeds, time.time()
+    for seed in range(args.seeds):
+        for name in args.optimizers:
+            history = train_one(keras, name, seed, data, args)
+            runs.append({"optimizer": name, "seed": seed, "history": history})
+            if not args.quiet:
+                print("[{:>{w}}/{}] {:<16} seed {}: val accuracy {:.4f}, val loss {:.4f}, "
+                      "{:.1f} s  ({:.0f} s so far)".format(
+                          len(runs), total, name, seed, history["val_accuracy"][-1],
+                          history["val_loss"][-1], sum(history["seconds"]),
+                          time.time() - start, w=len(str(total))), flush=True)
+    rows = summarize(runs, args.optimizers)
+    print("\nfinal epoch, mean ± std over {} seeds:\n{}".format(args.seeds, format_table(rows)))
+    summary = {"stack": stack, "data": description, "config": vars(args), "table": rows,
+               "runs": runs}
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    write_csv(runs, os.path.join(args.out, "runs.csv"))
+    written = ["runs.csv", "summary.json"]
+    if not args.no_plot:
+        try:
+            plot(runs, args.optimizers, os.path.join(args.out, "curves.png"),
+                 "{} | {}\n{}".format(stack, description, config))
+            written.insert(0, "curves.png")
+        except ImportError:
+            print("matplotlib is not installed: no curves.png (pip install matplotlib, or "
+                  "--no-plot to silence this)")
+    print("wrote {} in {}".format(", ".join(written), os.path.abspath(args.out)))
+    return summary
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="keras-lookahead compare", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.backend is not None and os.environ.get("KERAS_BACKEND") != args.backend:
+        # Keras 3 reads KERAS_BACKEND once, when it is first imported (importing
+        # keras_lookahead may have done so already): start again with it set.
+        os.environ["KERAS_BACKEND"] = args.backend
+        os.execv(sys.executable, [sys.executable, "-m", "keras_lookahead", "compare"] + argv)
+    return run(args)
