@@ -91,7 +91,7 @@ def _other_keras_optimizer(stack):
             other = __import__(name)
         except ImportError:
             continue
-        model_package = type(stack.keras.models.Model).__module__.split(".")[0]
+        model_package = stack.keras.models.Model.__module__.split(".")[0]
         if other.__name__ != model_package and hasattr(getattr(other, "optimizers", None),
                                                        "SGD"):
             return other.optimizers.SGD(0.1)
