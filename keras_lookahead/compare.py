@@ -305,7 +305,12 @@ def write_csv(runs, path):
 def run(args):
     """Everything but the argument parsing; returns the summary (also written as JSON)."""
     from keras_lookahead import compat
-    keras = compat.keras_module()
+    try:
+        keras = compat.keras_module()
+    except ImportError as err:
+        raise SystemExit("Keras could not be imported: {}. Keras 3 imports the backend that "
+                         "KERAS_BACKEND names (TensorFlow if it is unset): name an installed "
+                         "one with --backend jax, tensorflow or torch.".format(err))
     backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
     if args.backend is not None and backend != args.backend:
         raise SystemExit("`--backend {}` needs Keras 3; this Keras ({} {}) runs on {} only."
