@@ -108,6 +108,45 @@ class FitTimer(keras.callbacks.Callback):
         return self.end - self.start
 
 
+def prepare(hidden, initial, make_optimizer, inject, k, alpha, x, y, fit_kwargs):
+    """One variant's (model, FitTimer, callbacks): built from the ``initial`` weights, compiled
+    with ``make_optimizer()``, then injected (``inject`` true), given a ``LookaheadCallback``
+    (``inject == "callback"``) or left bare, and warmed up by one fit on ``x, y``."""
+    model = build_model(hidden)
+    model.set_weights(initial)
+    model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
+    timer = FitTimer()
+    callbacks = [timer]
+    if inject == "callback":
+        callbacks.insert(0, LookaheadCallback(k=k, alpha=alpha))
+    elif inject:
+        Lookahead(k=k, alpha=alpha).inject(model)
+    model.fit(x, y, callbacks=callbacks, **fit_kwargs)  # warm-up: trace / compile
+    return model, timer, callbacks
+
+
+def interleave(models, callbacks, timers, names, rounds, steps_per_round, x, y, fit_kwargs):
+    """{name: [seconds per round]}: one fit per model per round, in the order ``names`` on even
+    rounds and reversed on odd ones; each fit must run ``steps_per_round`` steps."""
+    seconds = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            gc.collect()
+            models[name].fit(x, y, callbacks=callbacks[name], **fit_kwargs)
+            if timers[name].steps != steps_per_round:
+                raise RuntimeError("{} ran {} steps, expected {}".format(
+                    name, timers[name].steps, steps_per_round))
+            seconds[name].append(timers[name].seconds)
+    return seconds
+
+
+def paired_ratios(seconds, baseline_seconds):
+    """(per-round ratios, 25%, median, 75%) of ``seconds / baseline_seconds``, round by round."""
+    ratios = np.array(seconds) / np.array(baseline_seconds)
+    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+    return ratios, q25, median, q75
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -132,40 +171,23 @@ def main():
     initial = build_model(args.hidden).get_weights()
     models, timers, callbacks = {}, {}, {}
     for name, _, make_optimizer, inject, _ in specs:
-        model = build_model(args.hidden)
-        model.set_weights(initial)
-        model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
-        timers[name] = FitTimer()
-        callbacks[name] = [timers[name]]
-        if inject == "callback":
-            callbacks[name].insert(0, LookaheadCallback(k=args.k, alpha=args.alpha))
-        elif inject:
-            Lookahead(k=args.k, alpha=args.alpha).inject(model)
-        model.fit(x, y, callbacks=callbacks[name], **fit_kwargs)  # warm-up: trace / compile
-        models[name] = model
+        models[name], timers[name], callbacks[name] = prepare(
+            args.hidden, initial, make_optimizer, inject, args.k, args.alpha, x, y, fit_kwargs)
 
     load_before = os.getloadavg()[0]
     print("{}: {} rounds x {} steps, batch {}, hidden {}, k={}, alpha={}".format(
         stack, args.rounds, args.steps_per_round, args.batch_size, args.hidden, args.k,
         args.alpha))
     names = [spec[0] for spec in specs]
-    seconds = {name: [] for name in names}
-    for r in range(args.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            gc.collect()
-            models[name].fit(x, y, callbacks=callbacks[name], **fit_kwargs)
-            if timers[name].steps != args.steps_per_round:
-                raise RuntimeError("{} ran {} steps, expected {}".format(
-                    name, timers[name].steps, args.steps_per_round))
-            seconds[name].append(timers[name].seconds)
+    seconds = interleave(models, callbacks, timers, names, args.rounds, args.steps_per_round,
+                         x, y, fit_kwargs)
 
     load = (load_before, os.getloadavg()[0])
     rows, results = [], {}
     for name, label, _, _, baseline in specs:
         if baseline is None:
             continue
-        ratios = np.array(seconds[name]) / np.array(seconds[baseline])
-        q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+        ratios, q25, median, q75 = paired_ratios(seconds[name], seconds[baseline])
         per_step = float(np.median(seconds[baseline])) / args.steps_per_round
         results[name] = dict(baseline=baseline, optimizer=label, ratios=ratios.tolist(),
                              median=median, q25=q25, q75=q75, baseline_s_per_step=per_step)
