@@ -14,6 +14,7 @@ workers on localhost instead (each with one CPU device).
 import argparse
 import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -100,6 +101,14 @@ def main():
     out["counter"] = np.asarray(keras_lookahead.get_state(model)[0])
     out["replicas"] = np.asarray(min(len(c) for c in replicas))
     np.savez(args.out, **out)
+    if args.worker is not None:
+        # MultiWorkerMirroredStrategy's collective threads can abort the process while the
+        # interpreter tears down, after all the work is done ("terminate called without an
+        # active exception", tensorflow/tensorflow#55250; seen once on TF 2.5 here). The results
+        # are written: leave without the teardown. A worker that fails before this still fails.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
