@@ -312,11 +312,14 @@ def run(args):
                          "KERAS_BACKEND names (TensorFlow if it is unset): name an installed "
                          "one with --backend jax, tensorflow or torch.".format(err))
     backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
+    # tf.keras 2.13+ is an API module without __version__; its package (keras) has one
+    version = getattr(keras, "__version__", None) or getattr(
+        sys.modules.get(keras.__name__.split(".")[0]), "__version__", "(version unknown)")
     if args.backend is not None and backend != args.backend:
         raise SystemExit("`--backend {}` needs Keras 3; this Keras ({} {}) runs on {} only."
-                         .format(args.backend, keras.__name__, keras.__version__, backend))
+                         .format(args.backend, keras.__name__, version, backend))
     x_train, y_train, x_val, y_val, description = load_data(args.data, args.val_fraction)
-    stack = "Keras {} ({})".format(keras.__version__, backend)
+    stack = "Keras {} ({})".format(version, backend)
     config = "{} epochs, batch {}, {} seeds, hidden {}, k={}, alpha={}, s={}, h={}, " \
              "Lookahead validated on {} weights".format(
                  args.epochs, args.batch_size, args.seeds, args.hidden, args.k, args.alpha,
