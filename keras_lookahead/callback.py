@@ -1,4 +1,6 @@
 """``LookaheadCallback``: Lookahead from a ``fit`` callback, for when ``inject`` is not wanted."""
+import weakref
+
 import numpy as np
 
 from keras_lookahead import _rule, compat
@@ -89,6 +91,9 @@ class LookaheadCallback(_Callback):
     after its first step, as the params-flow callback had it). After every ``k``-th training
     batch the callback reads the weights, moves the slow ones ``slow += alpha * (fast - slow)``
     and writes them back as the fast weights. Later ``fit`` calls carry on with the same state.
+    The callback is bound to the model it first trains: passing it to another model's ``fit``
+    (one callbacks list reused across the folds of a cross-validation) is an error, since its
+    slow weights are the first model's; call :meth:`reset` to start over on a new model.
 
     It counts batches, on the host: use it where ``fit`` runs one optimizer step per batch.
     ``steps_per_execution > 1`` and Keras 3 ``gradient_accumulation_steps`` break that and are
@@ -112,9 +117,16 @@ class LookaheadCallback(_Callback):
         self._weights = None
         self._adapter = None
         self._train_hook_seen = False
+        self._bound = None  # a weak reference to the model the slow weights belong to
 
     def __repr__(self):
         return "LookaheadCallback(k={}, alpha={})".format(self.k, self.alpha)
+
+    def reset(self):
+        """Forget the slow weights and the count: the next ``fit`` anchors anew, on whichever
+        model it trains (a new fold, a new model)."""
+        self.count = 0
+        self.slow = self._weights = self._adapter = self._bound = None
 
     def on_train_begin(self, logs=None):
         adapter = compat.adapter_for(self.model)
@@ -135,8 +147,17 @@ class LookaheadCallback(_Callback):
                 .format(accumulation))
         weights = adapter.trainable_weights(self.model)
         adapter.attach_state(self.model)
+        bound = self._bound() if self._bound is not None else None
+        if self.slow is not None and bound is not self.model:
+            raise ValueError(
+                "This LookaheadCallback holds the slow weights of the model it first trained "
+                "({!r}), not of this one ({!r}): it would pull this model towards that one. "
+                "Use a new LookaheadCallback per model (e.g. per cross-validation fold), or call "
+                "callback.reset() to start over on this model.".format(
+                    getattr(bound, "name", bound), getattr(self.model, "name", self.model)))
         if self.slow is None:  # the first fit: anchor here
             self.slow = adapter.get_values(weights)
+            self._bound = weakref.ref(self.model)
         elif len(weights) != len(self.slow):
             raise ValueError(
                 "The model's trainable weights changed since this LookaheadCallback anchored "

@@ -89,14 +89,20 @@ def _keras2_adapter(name, cls):
     return _keras2_tf.Keras2TFAdapter(name, cls)
 
 
-def adapter_for(model):
-    """The adapter for ``model``; TypeError for a non-model, UnsupportedVersionError for a
-    version outside :data:`SUPPORTED`."""
+def check_model(model):
+    """TypeError unless ``model`` is a Keras model; returns its ``Model`` class."""
     cls = _model_class(model)
     if cls is None:
         raise TypeError(
             "`model` must be a Keras Model. Received: model={!r} (of type {}.{})".format(
                 model, type(model).__module__, type(model).__name__))
+    return cls
+
+
+def adapter_for(model):
+    """The adapter for ``model``; TypeError for a non-model, UnsupportedVersionError for a
+    version outside :data:`SUPPORTED`."""
+    cls = check_model(model)
     root = cls.__module__.split(".")[0]
     version = getattr(sys.modules.get(root), "__version__", "unknown")
     if root in ("tensorflow", "tensorflow_core"):

@@ -54,6 +54,10 @@ def _hook_point(optimizer):
         "tf.compat.v1.train optimizer. Received: optimizer={!r}".format(optimizer))
 
 
+def _sums_of_squares(weights):
+    return tf.stack([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in weights])
+
+
 class Keras2TFAdapter(object):
     def __init__(self, name, model_class):
         self.name = name
@@ -84,7 +88,9 @@ class Keras2TFAdapter(object):
         track = getattr(model, "_track_trackable", None)
         if track is not None:  # every tf.keras / tf_keras model; not standalone Keras
             # saved and restored with the model by TensorFlow's object-based checkpoints
+            state.replaced_dependency = model._lookup_dependency(_CHECKPOINT_NAME)
             track(store.checkpointable, _CHECKPOINT_NAME, overwrite=True)
+            state.tracked_by = model
         return state
 
     def _backend(self):
@@ -98,6 +104,17 @@ class Keras2TFAdapter(object):
 
     def set_values(self, variables, values):
         self._backend().batch_set_value(list(zip(variables, values)))
+
+    def checksum(self, weights):
+        """Per weight, the sum of its squares, computed where the weights live: what tells
+        whether training changed them, with one small read (the liveness check of inject)."""
+        if tf.executing_eagerly():
+            return self.get_values([_sums_of_squares(weights)])[0]
+        key = tuple(id(w) for w in weights)
+        if getattr(self, "_checksum_key", None) != key:  # a graph: build the op once
+            with weights[0].graph.as_default():
+                self._checksum_key, self._checksum_op = key, _sums_of_squares(weights)
+        return self.get_values([self._checksum_op])[0]
 
     def attach_state(self, model):
         """The weights are always the model's variables here."""
@@ -114,13 +131,53 @@ class Keras2TFAdapter(object):
         target, method, factory = _hook_point(optimizer)
         if state.pullback != "none":
             state.momentum_of = _tf.momentum_lookup(target, state.pullback)
-        return Patch(target, method, factory(getattr(target, method), state))
+        if factory is _tf.get_updates_hook:
+            replacement = factory(getattr(target, method), state, self._keep_state(target))
+        else:
+            replacement = factory(getattr(target, method), state)
+        return Patch(target, method, replacement)
 
-    def release(self, state):
-        """Nothing to undo: the state's variables belong to no Keras object."""
+    def _keep_state(self, optimizer):
+        """Keras 2 optimizers (standalone Keras, tf.keras' v1 optimizers) make their state
+        variables anew in every ``get_updates``, so the train function that ``inject`` rebuilds
+        would start from zeroed momentum or moments. Returns what puts the values the optimizer
+        has now (after a ``fit``, or loaded by ``load_model``) into the variables the rebuild
+        makes; None if it has none yet."""
+        before = list(getattr(optimizer, "weights", None) or [])
+        if not before:
+            return None
+        values = self.get_values(before)
+
+        def restore():
+            after = list(getattr(optimizer, "weights", None) or [])
+            if [id(v) for v in after] == [id(v) for v in before]:
+                return
+            if [tuple(v.shape.as_list()) for v in after] != [np.shape(a) for a in values]:
+                raise RuntimeError(
+                    "Lookahead could not carry {}'s state over the rebuilt train function: its "
+                    "variables changed shape ({} before, {} after).".format(
+                        type(optimizer).__name__, [np.shape(a) for a in values],
+                        [tuple(v.shape.as_list()) for v in after]))
+            self.set_values(after, values)
+
+        return restore
+
+    def release(self, model, state):
+        """Take the state's checkpoint dependency off the model (putting back any it
+        replaced); its variables belong to no Keras object."""
+        owner = getattr(state, "tracked_by", None)
+        if owner is None:
+            return
+        dependencies = owner._self_unconditional_checkpoint_dependencies
+        dependencies[:] = [d for d in dependencies if d.name != _CHECKPOINT_NAME]
+        owner._self_unconditional_dependency_names.pop(_CHECKPOINT_NAME, None)
+        if state.replaced_dependency is not None:
+            owner._track_trackable(state.replaced_dependency, _CHECKPOINT_NAME)
+        state.tracked_by = None
 
     def reset_train_function(self, model):
         if hasattr(model, "train_function"):
             model.train_function = None
-        if hasattr(model, "_distributed_function_cache"):
-            model._distributed_function_cache = {}
+        cache = getattr(model, "_distributed_function_cache", None)
+        if cache is not None:
+            cache.clear()  # in place: assigning a new dict would make it a tracked dependency

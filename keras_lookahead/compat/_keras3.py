@@ -62,9 +62,14 @@ def _innermost(optimizer):
 
 
 class Keras3State(SlotTable):
-    """Counter and slow weights, held as variables of the optimizer that applies updates."""
+    """Counter and slow weights, held as variables of the optimizer that applies updates.
 
-    def __init__(self, levels, weights=(), pullback="none"):
+    The slow weights are anchored in the graph: before an update, while the counter is 0, they
+    take the weights' values (``before_apply``), so they start from the weights as the first
+    update finds them. Until then they hold zeros (or, after a move to another optimizer, the
+    values they had), never a constant taken from the weights."""
+
+    def __init__(self, levels, pullback="none"):
         self.levels = tuple(levels)
         self.pullback = pullback
         self._select_values = keras.backend.backend() == "jax"
@@ -73,16 +78,18 @@ class Keras3State(SlotTable):
         self._momentum = None  # the inner optimizer's momentum of a weight (pullback)
         self._compiled = {}  # TensorFlow: the XLA-compiled sync, per list of weights
         SlotTable.__init__(self)
-        # Until an optimizer holds the state: per weight, the values of its copies.
-        self._pending = {id(w): (w, self._initial(w)) for w in weights}
+        # While no optimizer holds the state (it moved): per weight, the values of its copies.
+        self._pending = {}
         self._count = 0
 
-    def _initial(self, weight):
-        """A weight's copies when Lookahead attaches: each slow level starts at the weight;
-        with pullback="pullback", one more copy, the cached momentum, starts at zero."""
-        value = _copy(weight)
-        return [value] * len(self.levels) + (
-            [np.zeros_like(value)] if self.pullback == "pullback" else [])
+    def _initial(self, weight, count):
+        """A new weight's copies, as initializers: zeros while the counter is 0 (the anchor
+        will fill them); later (a weight that became trainable mid-training) its value now.
+        With pullback="pullback" one more copy, the cached momentum, starts at zero."""
+        extra = ["zeros"] if self.pullback == "pullback" else []
+        if count == 0:
+            return ["zeros"] * len(self.levels) + extra
+        return [_constant(_copy(weight))] * len(self.levels) + extra
 
     def bind(self, optimizer, weights):
         """Hold the state in ``optimizer`` (built on ``weights`` if it is not yet), or in the
@@ -97,16 +104,16 @@ class Keras3State(SlotTable):
 
     def hold_in(self, target, weights, inner):
         """Create the counter and the slow weights as variables of the optimizer ``target``,
-        from the pending values (or, for a weight without any, from its value now). ``inner``
-        is the (built) optimizer whose momentum pullback acts on."""
+        from the pending values (or, for a weight without any, :meth:`_initial`). ``inner`` is
+        the (built) optimizer whose momentum pullback acts on."""
         if self.pullback != "none":
             self._momentum = momentum_variables(inner, self.pullback)
         values, count = self._pending, self._count
-        # Initial values are constants, taken now: TensorFlow lifts constant initializers out of
-        # a traced (even XLA-compiled) train step, where the optimizer may be built.
+        # Pending values are constants, taken now: TensorFlow lifts constant initializers out
+        # of a traced (even XLA-compiled) train step, where the optimizer may be built.
         with _eager_scope():
-            initial = [values[id(w)][1] if id(w) in values else self._initial(w)
-                       for w in weights]
+            initial = [[_constant(v) for v in values[id(w)][1]] if id(w) in values
+                       else self._initial(w, count) for w in weights]
         self.counter = target.add_variable(
             shape=(), dtype=target.iterations.dtype, name="lookahead_counter",
             initializer=keras.initializers.Constant(count))
@@ -114,8 +121,8 @@ class Keras3State(SlotTable):
         names += ["lookahead_cached_momentum"]
         for w, copies in zip(weights, initial):
             self._slots[id(w)] = (w, [
-                target.add_variable_from_reference(w, name=name, initializer=_constant(value))
-                for name, value in zip(names, copies)])
+                target.add_variable_from_reference(w, name=name, initializer=initializer)
+                for name, initializer in zip(names, copies)])
         self.optimizer, self._pending = target, {}
 
     def release(self):
@@ -129,9 +136,27 @@ class Keras3State(SlotTable):
             self.optimizer._untrack_variable(v)
         self.optimizer, self.counter, self._slots = None, None, {}
 
-    def after_apply(self, applied, weights):
+    def before_apply(self, weights):
+        """Before an update: while the counter is 0, anchor the slow weights of every level at
+        ``weights``. On JAX, where a branch cannot assign, returns what :meth:`after_apply`
+        folds into its own branch: ``(counter == 0, the weights' values before the update)``."""
+        self.check_applied(weights)
+        first = ops.equal(self.counter, 0)
+        if self._select_values:
+            return first, [w.value for w in weights]
+        pairs = [(s, w) for level in range(len(self.levels))
+                 for s, w in zip(self.slow_weights(weights, level), weights)]
+
+        def anchor():
+            for s, w in pairs:
+                s.assign(w.value)
+
+        ops.cond(first, anchor, lambda: None)
+        return None
+
+    def after_apply(self, applied, weights, before=None):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the
-        last step of a period, sync."""
+        last step of a period, sync. ``before`` is what :meth:`before_apply` returned."""
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         if applied is None:
             count = self.counter + 1
@@ -154,12 +179,13 @@ class Keras3State(SlotTable):
             return ([weights[i]] + [slows[i] for slows in slow_levels]
                     + [v for v in (momentum[i], cached[i]) if v is not None])
 
-        def synced(indices):
-            """New values of the groups of ``indices``, in order."""
+        def synced(indices, slow_values=None):
+            """New values of the groups of ``indices``, in order; ``slow_values`` (per level,
+            per index) stand for the slow weights' values if given."""
+            if slow_values is None:
+                slow_values = [[slows[i].value for i in indices] for slows in slow_levels]
             new_fast, new_levels = _rule.synced_values(
-                [weights[i].value for i in indices],
-                [[slows[i].value for i in indices] for slows in slow_levels],
-                steps, syncs, ops.cond)
+                [weights[i].value for i in indices], slow_values, steps, syncs, ops.cond)
             new_momentum, new_cached = [], []
             if self.pullback != "none":
                 new_momentum, new_cached = _rule.momentum_after_sync(
@@ -173,15 +199,7 @@ class Keras3State(SlotTable):
             return new
 
         if self._select_values:
-            # JAX: no assignment inside lax.cond: each branch returns values, assigned after
-            # it. One cond per weight: XLA:CPU runs a cond over every weight at once measurably
-            # slower on the steps that do not sync (about +5% a step on the benchmark's MLP).
-            for i in range(len(weights)):
-                variables = group(i)
-                new = ops.cond(syncs[0], lambda i=i: synced([i]),
-                               lambda variables=variables: [v.value for v in variables])
-                for v, value in zip(variables, new):
-                    v.assign(value)
+            self._select_after_apply(weights, slow_levels, syncs[0], before, group, synced)
             return
         variables = [v for i in range(len(weights)) for v in group(i)]
 
@@ -194,6 +212,28 @@ class Keras3State(SlotTable):
             if fused is not None:
                 sync = fused(self, weights, slow_levels[0], steps[0])
         ops.cond(syncs[0], sync, lambda: None)
+
+    def _select_after_apply(self, weights, slow_levels, sync, before, group, synced):
+        """JAX: no assignment inside lax.cond, so each branch returns values, assigned after it.
+        One cond per weight (XLA:CPU runs a cond over every weight at once measurably slower on
+        the steps that do not sync: about +5% a step on the benchmark's MLP), taken on the first
+        update (the anchor) and on sync steps; otherwise it returns the values as they are."""
+        first, values_before = before
+        for i in range(len(weights)):
+            variables = group(i)
+
+            def anchor_or_sync(i=i, variables=variables):
+                # the anchor: the slow weights as the first update found the weight
+                slow = [[ops.where(first, values_before[i], slows[i].value)]
+                        for slows in slow_levels]
+                kept = [variables[0].value] + [level[0] for level in slow]
+                kept += [v.value for v in variables[len(kept):]]
+                return ops.cond(sync, lambda: synced([i], slow), lambda: kept)
+
+            new = ops.cond(ops.logical_or(first, sync), anchor_or_sync,
+                           lambda variables=variables: [v.value for v in variables])
+            for v, value in zip(variables, new):
+                v.assign(value)
 
 
 def _torch_sync(state, weights, slows, alpha):
@@ -263,10 +303,11 @@ def _apply_hook(original, optimizer, state):
         grads = list(grads)
         if not grads:
             return original(grads, trainable_variables)
-        result = original(grads, trainable_variables)
         weights = (optimizer._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
-        state.after_apply(update_applied(optimizer), weights)
+        before = state.before_apply(weights)
+        result = original(grads, trainable_variables)
+        state.after_apply(update_applied(optimizer), weights, before)
         return result
 
     return apply
@@ -293,7 +334,7 @@ class Keras3Adapter(object):
         return int(getattr(model, "steps_per_execution", 1) or 1)
 
     def create_state(self, model, levels, pullback="none"):
-        return Keras3State(levels, self.trainable_weights(model), pullback)
+        return Keras3State(levels, pullback)
 
     def prepare(self, model, optimizer, state):
         state.bind(optimizer, self.trainable_weights(model))
@@ -302,8 +343,14 @@ class Keras3Adapter(object):
         target = _innermost(optimizer)
         return Patch(target, "apply", _apply_hook(target.apply, target, state))
 
-    def release(self, state):
+    def release(self, model, state):
         state.release()
+
+    def checksum(self, weights):
+        """Per weight, the sum of its squares, computed where the weights live: what tells
+        whether training changed them, with one small read (the liveness check of inject)."""
+        sums = [ops.sum(ops.square(ops.cast(w, "float32"))) for w in weights]
+        return _copy(ops.stop_gradient(ops.stack(sums)))
 
     def get_values(self, variables):
         return [_copy(v) for v in variables]

@@ -22,7 +22,7 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
     """Lookahead (Zhang et al., 2019) around any Keras 3 optimizer.
 
     The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
-    weights (copies of the weights when the optimizer is built) move
+    weights (copies of the weights as the first update finds them) move
     ``slow += alpha * (fast - slow)`` and the weights are reset to them.
 
     Args:
@@ -47,10 +47,16 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
                     "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
                     "Received: {0}={1!r}".format(argument, kwargs[argument]))
             kwargs.pop(argument, None)
-        if kwargs:
-            raise TypeError("LookaheadOptimizer got unexpected arguments: {}".format(
-                ", ".join(sorted(kwargs))))
+        for argument in sorted(kwargs):
+            raise ValueError(
+                "LookaheadOptimizer does not take `{0}`: it takes optimizer, k, alpha, pullback "
+                "and name. Received: {0}={1!r}".format(argument, kwargs[argument]))
         inner = _get_optimizer(optimizer)
+        if isinstance(inner, LookaheadOptimizer):
+            raise ValueError(
+                "`optimizer` must not be a LookaheadOptimizer: Lookahead inside Lookahead is "
+                "NestedLookahead(k, alpha, s, h).inject(model), with s inner syncs per outer one "
+                "and h the outer step size. Received: optimizer={!r}".format(inner))
         if getattr(inner, "inner_optimizer", None) is not None:
             raise ValueError(
                 "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
@@ -81,8 +87,9 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
             self.build(trainable_variables)
         weights = (self._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
+        before = self._lookahead.before_apply(weights)
         self.inner_optimizer.apply(grads, trainable_variables)
-        self._lookahead.after_apply(update_applied(self.inner_optimizer), weights)
+        self._lookahead.after_apply(update_applied(self.inner_optimizer), weights, before)
 
     def scale_loss(self, loss):
         return self.inner_optimizer.scale_loss(loss)

@@ -7,6 +7,26 @@ class SlotTable(object):
 
     def __init__(self):
         self._slots = {}
+        self.applied = None  # ids of the weights the last update was applied to
+
+    def check_applied(self, weights):
+        """Called with the weights of each update as its step is built: ValueError if they do
+        not include every weight of the previous update. One counter counts the updates as a
+        whole and a sync moves the weights of the update that ends a period, so updates taking
+        turns over different groups of weights would leave some unsynced. A group that grows
+        (weights made trainable) is fine; ``applied = None`` (a compile) starts over."""
+        ids = set(id(w) for w in weights)
+        if self.applied is not None and not ids.issuperset(self.applied):
+            raise ValueError(
+                "Lookahead counts the updates of its optimizer as a whole and syncs the weights "
+                "of the update that ends a period, so it cannot follow one optimizer applied to "
+                "different groups of weights in turn: this update has {} weights, {} of the {} "
+                "of the previous one are not among them. Give each group its own optimizer, "
+                "each wrapped in its own LookaheadOptimizer (as for a GAN's discriminator and "
+                "generator). After making weights non-trainable, compile again (inject) or "
+                "compile with a new LookaheadOptimizer.".format(
+                    len(ids), len(self.applied - ids), len(self.applied)))
+        self.applied = ids
 
     def slow(self, weight, level=0):
         entry = self._slots.get(id(weight))

@@ -2,9 +2,11 @@
 
 The state is an int64 step counter and one slow copy per trainable weight, all plain
 ``tf.Variable``s that no Keras object tracks (they are not model weights and never trainable).
-After each applied inner update the counter is incremented in the graph, and a ``tf.cond`` runs
-the sync only when the counter ends a period, so other steps do no extra work and nothing goes
-back to the host. The version-specific part, which optimizer method to wrap, is in the adapters.
+Before each inner update, a ``tf.cond`` on ``counter == 0`` copies the weights into the slow
+ones (the anchor: the weights as they are when the first update is applied); after it, the
+counter is incremented in the graph, and a ``tf.cond`` runs the sync only when the counter ends
+a period. Other steps evaluate two predicates and do no other work, and nothing goes back to the
+host. The version-specific part, which optimizer method to wrap, is in the adapters.
 """
 import tensorflow as tf
 
@@ -18,11 +20,14 @@ class TFState(SlotTable):
     Args:
         levels: ``((period, step_size), ...)``: ``((k, alpha),)`` for Lookahead, one more level
             for nested Lookahead (already validated).
-        weights: the trainable weights at attach time; their current values become the slow
-            weights (of every level).
+        weights: the trainable weights at attach time. Their slow copies start at zero and
+            are anchored in the graph at the first update (:meth:`anchor_before`): nothing
+            reads the weights when the variables are made (a TF1-style graph initialises
+            them all at once, loaded weights possibly after).
         store: what makes the variables: an object with ``counter(like)`` and
-            ``slows(weights, levels)`` (one list of copies per weight). Default: plain
-            variables no Keras object tracks (:class:`OwnVariables`).
+            ``slows(weights, levels, copy)`` (one list of copies per weight; ``copy``: from
+            the weights' values, else zeros). Default: plain variables no Keras object tracks
+            (:class:`OwnVariables`).
     """
 
     def __init__(self, levels, weights, store, pullback="none"):
@@ -36,16 +41,20 @@ class TFState(SlotTable):
         self._cached = {}  # pullback="pullback": id(weight) -> its cached momentum
         SlotTable.__init__(self)
         self.counter = store.counter(weights[0])
-        self.ensure(weights)
+        self._add(weights, copy=False)
 
     def ensure(self, weights):
-        """Give every weight in ``weights`` a slow copy, taken from its current value."""
+        """Give every weight in ``weights`` that has none a slow copy, taken from its current
+        value (a weight that became trainable after training started)."""
+        self._add(weights, copy=True)
+
+    def _add(self, weights, copy):
         missing = []
         for w in weights:
             if id(w) not in self._slots and all(m is not w for m in missing):
                 missing.append(w)
         if missing:
-            for w, slows in zip(missing, self._store.slows(missing, len(self.levels))):
+            for w, slows in zip(missing, self._store.slows(missing, len(self.levels), copy)):
                 self._slots[id(w)] = (w, list(slows))
             if self.pullback == "pullback":
                 for w, cached in zip(missing, self._store.cached(missing)):
@@ -54,6 +63,28 @@ class TFState(SlotTable):
     def copies(self, weight):
         return SlotTable.copies(self, weight) + (
             [self._cached[id(weight)]] if self.pullback == "pullback" else [])
+
+    def anchor_before(self, weights):
+        """While no update has been counted (counter 0), copy ``weights`` into every slow
+        level: called before the inner update, so that the slow weights start from the weights
+        as that first update finds them (weights loaded or set after attaching are the anchor).
+        A restored state (counter > 0) is left alone. Returns a bool tensor: anchored or not;
+        the inner update must run after it (a control dependency in a TF1-style graph)."""
+        if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+            return tf.distribute.get_replica_context().merge_call(
+                lambda _: self._anchor(weights))
+        return self._anchor(weights)
+
+    def _anchor(self, weights):
+        pairs = [(s, w) for level in range(len(self.levels))
+                 for s, w in zip(self.slow_weights(weights, level), weights)]
+
+        def anchor():
+            assigns = [s.assign(w.read_value(), read_value=False) for s, w in pairs]
+            with tf.control_dependencies(assigns):
+                return tf.constant(True)
+
+        return tf.cond(tf.equal(self.counter, 0), anchor, lambda: tf.constant(False))
 
     def sync_after(self, deps, weights):
         """Count one applied update once ``deps`` have run; on the last step of a period move
@@ -144,10 +175,11 @@ class OwnVariables(object):
         self.checkpointable.counter = counter
         return counter
 
-    def slows(self, weights, levels):
+    def slows(self, weights, levels, copy):
         def maker(w, level):
-            return lambda: tf.Variable(w.read_value(), trainable=False, name="lookahead/slow{}/{}"
-                                       .format(level or "", w.name.split(":")[0]))
+            return lambda: tf.Variable(_initial_slow(w, copy), trainable=False,
+                                       name="lookahead/slow{}/{}".format(
+                                           level or "", w.name.split(":")[0]))
 
         made = self._create([maker(w, level) for w in weights for level in range(levels)],
                             weights[0])
@@ -161,6 +193,13 @@ class OwnVariables(object):
             weights[0])
         self.checkpointable.cached.extend(made)
         return made
+
+
+def _initial_slow(weight, copy):
+    """A slow copy's initial value: the weight's (``copy``) or zeros of its shape and dtype."""
+    if copy:
+        return weight.read_value()
+    return tf.zeros(weight.shape, dtype=weight.dtype.base_dtype)
 
 
 # Where tf.keras / tf.train optimizers keep their momentum-like state, by class name (also
@@ -239,8 +278,11 @@ def apply_gradients_hook(original, state):
 
     def apply_gradients(grads_and_vars, *args, **kwargs):
         grads_and_vars = list(grads_and_vars)
-        applied = original(grads_and_vars, *args, **kwargs)
-        synced = state.sync_after([applied], [v for _, v in grads_and_vars])
+        weights = [v for _, v in grads_and_vars]
+        state.check_applied(weights)
+        with tf.control_dependencies([state.anchor_before(weights)]):
+            applied = original(grads_and_vars, *args, **kwargs)
+        synced = state.sync_after([applied], weights)
         if tf.executing_eagerly():
             return applied
         return tf.group(*[t for t in (applied, synced) if t is not None])
@@ -248,12 +290,22 @@ def apply_gradients_hook(original, state):
     return apply_gradients
 
 
-def get_updates_hook(original, state):
-    """Wrap a Keras 2 ``get_updates(loss, params)`` that returns a list of update ops."""
+def get_updates_hook(original, state, restore=None):
+    """Wrap a Keras 2 ``get_updates(loss, params)`` that returns a list of update ops.
+
+    ``restore()``, if given, is called once, after the first rebuild: Keras 2 optimizers make
+    their state (momentum, Adam's moments) anew in every ``get_updates``, and the adapter puts
+    back the values the optimizer had when it was hooked."""
+    pending = [restore]
 
     def get_updates(loss, params):
-        updates = [tf.compat.v1.assign(*u) if isinstance(u, tuple) else u
-                   for u in original(loss=loss, params=params)]
+        state.check_applied(params)
+        with tf.control_dependencies([state.anchor_before(params)]):
+            updates = [tf.compat.v1.assign(*u) if isinstance(u, tuple) else u
+                       for u in original(loss=loss, params=params)]
+        if pending[0] is not None:
+            pending.pop()()
+            pending.append(None)
         return updates + [state.sync_after(updates, params)]
 
     return get_updates

@@ -26,6 +26,11 @@ _V2 = next(c for c in (tf.keras.optimizers.legacy.SGD if _NEW else tf.keras.opti
            .__mro__ if c.__name__ == "OptimizerV2")
 
 
+# What a Keras optimizer takes that belongs on the inner one.
+_BASE_ARGUMENTS = ("clipnorm", "clipvalue", "global_clipnorm", "decay", "weight_decay",
+                   "use_ema", "ema_momentum", "ema_overwrite_frequency", "jit_compile")
+
+
 def _register(cls):
     # TF 2.0 - 2.2 serialize() writes the bare class name, later ones the registered name
     tf.keras.utils.get_custom_objects()[cls.__name__] = cls
@@ -64,9 +69,16 @@ class _Wrapper(InnerPassThrough):
     def _wrap(self, optimizer, k, alpha, pullback, kwargs):
         for argument in sorted(kwargs):
             raise ValueError(
-                "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
-                "Received: {0}={1!r}".format(argument, kwargs[argument]))
-        if hasattr(optimizer, "inner_optimizer") or hasattr(optimizer, "_lookahead"):
+                "LookaheadOptimizer does not take `{0}`: {2}. Received: {0}={1!r}".format(
+                    argument, kwargs[argument],
+                    "set it on the inner optimizer" if argument in _BASE_ARGUMENTS
+                    else "it takes optimizer, k, alpha, pullback and name"))
+        if hasattr(optimizer, "_lookahead"):
+            raise ValueError(
+                "`optimizer` must not be a LookaheadOptimizer: Lookahead inside Lookahead is "
+                "NestedLookahead(k, alpha, s, h).inject(model), with s inner syncs per outer one "
+                "and h the outer step size. Received: optimizer={!r}".format(optimizer))
+        if hasattr(optimizer, "inner_optimizer"):
             raise ValueError(
                 "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
                 "LookaheadOptimizer in it instead (Keras does so itself under a mixed_float16 "
@@ -155,8 +167,9 @@ class _V2Wrapper(_Wrapper, _V2):
         self._weights.append(counter)  # as OptimizerV2 does for its iterations
         return counter
 
-    def slows(self, weights, levels):
-        return [[self.add_slot(w, "slow", initializer=w.read_value())] for w in weights]
+    def slows(self, weights, levels, copy):
+        return [[self.add_slot(w, "slow", initializer=_tf._initial_slow(w, copy))]
+                for w in weights]
 
     def cached(self, weights):
         return [self.add_slot(w, "cached_momentum", initializer="zeros") for w in weights]
@@ -202,6 +215,10 @@ if _NEW is not None:
 
         def _init_base(self, name, optimizer):
             _NEW.__init__(self, name)
+            # The inner optimizer's step count, tracked here too: a SavedModel revives every
+            # optimizer in it as a plain one that makes an `_iterations` of its own, which
+            # must find a saved value (the same variable, so saved once).
+            self._iterations = optimizer.iterations
 
         def _name_for_config(self):
             return self.name
@@ -220,8 +237,9 @@ if _NEW is not None:
             self._variables.append(counter)
             return counter
 
-        def slows(self, weights, levels):
-            return [[self.add_variable_from_reference(w, "slow", initial_value=w.read_value())]
+        def slows(self, weights, levels, copy):
+            return [[self.add_variable_from_reference(w, "slow",
+                                                      initial_value=_tf._initial_slow(w, copy))]
                     for w in weights]
 
         def cached(self, weights):
@@ -261,7 +279,7 @@ for _cls in {LookaheadOptimizer, LegacyLookaheadOptimizer}:
     _cls.__doc__ = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
 
     The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
-    weights (copies of the weights when the first update is applied) move
+    weights (copies of the weights as the first update finds them) move
     ``slow += alpha * (fast - slow)`` and the weights are reset to them.
 
     Args:
