@@ -64,6 +64,9 @@ CONSTRUCTION = [
      r"`optimizer` must be a .*Received: optimizer=3\.0"),
     ("LookaheadOptimizer kwargs", lambda s: _wrapper(s, clipnorm=1.0), ValueError,
      r"does not take `clipnorm`: set it on the inner optimizer"),
+    ("LookaheadOptimizer unknown keyword", lambda s: _wrapper(s, sync_every=3), ValueError,
+     r"does not take `sync_every`: it takes optimizer, k, alpha, pullback and name\. "
+     r"Received: sync_every=3"),
     ("BaseLookAhead k", lambda s: _graph().BaseLookAhead([], k=-1), ValueError,
      r"`k` must be an integer >= 1\. Received: k=-1"),
     ("BaseLookAhead model_vars", lambda s: _graph().BaseLookAhead([np.zeros(2)]), ValueError,
@@ -133,6 +136,10 @@ MODEL_CALLS = [
      r"`pullback='reset'` acts on the inner optimizer's momentum, but SGD keeps no"),
     ("remove without Lookahead", "compiled", lambda s, m, x, y: remove(m), ValueError,
      r"`model` has no Lookahead injected\. Received: model="),
+    ("remove not a model", "injected", lambda s, m, x, y: remove(m.layers[-1]), TypeError,
+     r"`model` must be a Keras Model\. Received: model=.*Dense"),
+    ("get_state not a model", "injected", lambda s, m, x, y: get_state(m.layers[-1]), TypeError,
+     r"`model` must be a Keras Model\. Received: model=.*Dense"),
     ("slow_weights without Lookahead", "compiled",
      lambda s, m, x, y: slow_weights(m).__enter__(), ValueError,
      r"`model` has no Lookahead: neither injected nor a LookaheadOptimizer"),
@@ -144,6 +151,11 @@ MODEL_CALLS = [
     ("set_state wrong arrays", "injected",
      lambda s, m, x, y: set_state(m, [np.zeros(3)]), ValueError,
      r"`arrays` must be what get_state returned .*Received: 1 arrays of shapes \[\(3,\)\]"),
+    ("set_state wrong dtype", "injected",
+     lambda s, m, x, y: set_state(m, [a.astype("float64") if a.ndim == 0 else a
+                                      for a in get_state(m)]), ValueError,
+     r"`arrays` must be what get_state returned .*dtypes \['int\d+', 'float32'.*Received: 5 "
+     r"arrays of shapes .* and dtypes \['float64', 'float32'"),
     ("ValidateOnSlowWeights level", "injected",
      _fit_with(ValidateOnSlowWeights(level=1)), ValueError,
      r"`level` must be an integer in \[0, 1\) for Lookahead\(k=3, alpha=0\.5\)"),
@@ -180,3 +192,19 @@ def test_bad_call_leaves_the_model_as_it_was(stack, data, what, before, call, er
     assert ("_keras_lookahead" in vars(model)) == (before == "injected")
     train(model, x, y)
     assert_weights(model, train_reference(ref, x, y))
+
+
+def test_inject_unbuilt_model_says_build_it(stack, data):
+    """A compiled model that was never built (no Input, never called) has no weights yet."""
+    x, y, _ = data
+    model = stack.keras.models.Sequential([stack.keras.layers.Dense(1)])
+    stack.compile(model, stack.sgd(0.1))
+    with pytest.raises(ValueError, match=r"`model` is not built yet, so it has no weights for "
+                                         r"Lookahead to follow: build it first, by calling it on "
+                                         r"a batch of data .*Received: model=.*built=False"):
+        Lookahead().inject(model)
+    assert "_keras_lookahead" not in vars(model)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # builds it: then inject is fine
+    Lookahead(k=2).inject(model)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert keras_lookahead.get_state(model)[0] == 2

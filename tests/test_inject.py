@@ -53,6 +53,28 @@ def n_variables(optimizer):
     return len(variables() if callable(variables) else variables)
 
 
+def traces(model):
+    """What inject may change on a model: its attributes and (tf.keras, tf_keras) its
+    checkpoint dependencies."""
+    dependencies = getattr(model, "_checkpoint_dependencies", None)
+    return dict(vars(model)), (None if dependencies is None
+                               else sorted((d.name, id(d.ref)) for d in dependencies))
+
+
+def assert_no_trace(model, before):
+    """``model`` has what ``before = traces(model)`` had: the same attributes, each the same
+    object (or an equal new empty cache), and the same checkpoint dependencies."""
+    attributes, dependencies = before
+    now, now_dependencies = traces(model)
+    assert set(now) == set(attributes)
+    for name, value in attributes.items():
+        same = now[name] is value or (
+            isinstance(value, (dict, list, type(None))) and type(now[name]) is type(value)
+            and now[name] == value)
+        assert same, name
+    assert now_dependencies == dependencies
+
+
 def make_optimizer(stack, kind, lr, momentum):
     if kind == "tf.train":
         return stack.tf1_sgd(lr, momentum)
@@ -130,19 +152,29 @@ def test_matches_reference(stack, data, optimizer, k, alpha, momentum):
 
 
 def test_inject_after_fit(stack, data):
-    """Weights trained before inject become the anchor; the cached train function is rebuilt."""
+    """Weights trained before inject become the anchor; the cached train function is rebuilt,
+    and the momentum the first fit built carries on (standalone Keras rebuilds the optimizer's
+    state variables with its update ops)."""
     x, y, w0 = data
-    model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
     model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
     model.train_on_batch(x[:4], y[:4])
     Lookahead(k=3, alpha=0.5).inject(model)
     train(model, x, y)
 
-    ref = MLPReference(w0, lr=0.1)
-    ref.fit(x, y, epochs=3, batch_size=4)
-    ref.step(x[:4], y[:4])
+    def before(ref):
+        ref.fit(x, y, epochs=3, batch_size=4)
+        ref.step(x[:4], y[:4])
+        return ref
+
+    ref = before(MLPReference(w0, lr=0.1, momentum=0.9))
     ref.attach(3, 0.5)
-    assert_weights(model, train_reference(ref, x, y))
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    lost = before(MLPReference(w0, lr=0.1, momentum=0.9))
+    lost.v = [np.zeros_like(v) for v in lost.v]
+    lost.attach(3, 0.5)
+    assert max_gap(expected, train_reference(lost, x, y)) > STEPS_APART
 
 
 @pytest.mark.parametrize("new_optimizer", [False, True])
@@ -193,10 +225,10 @@ def test_frozen_layers_and_batchnorm_statistics_untouched(stack, data):
 def test_remove_restores_the_bare_optimizer(stack, data):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
-    before = dict(vars(model))
+    before = traces(model)
     Lookahead(k=2, alpha=0.5).inject(model)
     remove(model)
-    assert set(vars(model)) == set(before)
+    assert_no_trace(model, before)
     for hook in ("apply", "apply_gradients", "get_updates"):
         assert hook not in vars(model.optimizer)
     train(model, x, y)
@@ -248,7 +280,7 @@ def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
     model.train_on_batch(x[:4], y[:4])  # builds what fit builds (Keras 3: the optimizer)
-    model_attrs, opt_attrs = dict(vars(model)), dict(vars(model.optimizer))
+    before, opt_attrs = traces(model), dict(vars(model.optimizer))
     n_opt_vars = n_variables(model.optimizer)
     original_patch = keras_lookahead.lookahead.Patch
 
@@ -260,7 +292,7 @@ def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
     monkeypatch.setattr(keras_lookahead.lookahead, "Patch", failing_patch)
     with pytest.raises(RuntimeError, match="simulated failure"):
         Lookahead(k=2, alpha=0.5).inject(model)
-    assert set(vars(model)) == set(model_attrs)
+    assert_no_trace(model, before)
     assert set(vars(model.optimizer)) == set(opt_attrs)
     assert all(vars(model.optimizer)[n] is v for n, v in opt_attrs.items())
     assert n_opt_vars == n_variables(model.optimizer)
