@@ -499,8 +499,12 @@ class _LivenessCallback(_Callback):
         _Callback.__init__(self)
         self.liveness = liveness
 
+    # no per-batch work: tf.keras skips its batch hooks (and their host round trips), and Keras 3
+    # may dispatch batch callbacks asynchronously with it in the list
+    async_safe = True
+
     def _implements_train_batch_hooks(self):
-        return False  # no per-batch calls: Keras skips them (and their host round trips)
+        return False
 
     def on_train_begin(self, logs=None):
         self.liveness.start()
