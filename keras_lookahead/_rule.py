@@ -41,8 +41,9 @@ def synced_values(fast, slow_levels, step_sizes, level_syncs, cond):
     weights every ``k`` updates. Level ``i + 1`` (if any) steps by ``step_sizes[i + 1]`` towards
     level ``i`` right after level ``i`` synced, on the steps ``level_syncs[i + 1]`` says; every
     level that syncs, and all below it and the fast weights, are then reset to it. With one level
-    this is ``interpolate`` followed by ``theta <- phi``. Worked example (``SEMANTICS.md``):
-    theta0 = 10, +1 per update, k = 2, alpha = 0.5, s = 2, h = 0.5 gives 11 11 12 11 12 12 13 12.
+    this is ``interpolate`` followed by ``theta <- phi``. Worked example (``docs/design.md``,
+    section 1): theta0 = 10, +1 per update, k = 2, alpha = 0.5, s = 2, h = 0.5 gives
+    11 11 12 11 12 12 13 12.
 
     Args:
         fast: list of the fast weights' values.

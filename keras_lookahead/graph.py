@@ -2,7 +2,8 @@
 
 A drop-in for the ``BaseLookAhead`` class of lookahead_tensorflow (same constructor, same
 ``get_ops()``, variables under a ``"lookahead"`` variable scope), with the paper's period: that
-class syncs every k + 1 steps after its first sync; this one every k steps (``SEMANTICS.md``).
+class syncs every k + 1 steps after its first sync; this one every k steps (``docs/design.md``,
+section 1).
 Works with TensorFlow 1.x sessions and with ``tf.compat.v1`` graph mode on TensorFlow 2.x.
 
     train_op = optimizer.minimize(loss)

@@ -74,7 +74,7 @@ class Stack(object):
 
     def fresh(self):
         """A new Keras session; graph mode runs one step at a time (Keras 2.2.4's optimizers
-        race with the backward pass on several inter-op threads, see INTERNALS.md)."""
+        race with the backward pass on several inter-op threads, see docs/design.md, section 5)."""
         if self.family == "keras3":
             self.keras.backend.clear_session()
             return

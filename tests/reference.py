@@ -1,5 +1,6 @@
-"""An independent numpy reference of the Lookahead rule (``SEMANTICS.md``) and of the inner
-optimizer on the small model the stack tests train. Nothing here imports keras_lookahead."""
+"""An independent numpy reference of the Lookahead rule (``docs/design.md``, section 1) and of
+the inner optimizer on the small model the stack tests train. Nothing here imports
+keras_lookahead."""
 import numpy as np
 
 
@@ -21,7 +22,7 @@ class LookaheadReference(object):
 
 
 class NestedLookaheadReference(object):
-    """SEMANTICS.md's nested Lookahead, from its two rules: every k updates an inner sync
+    """docs/design.md's nested Lookahead, from its two rules: every k updates an inner sync
     (phi <- phi + alpha (theta - phi); theta <- phi); right after every s-th inner sync,
     psi <- psi + h (phi - psi); phi <- psi; theta <- psi."""
 

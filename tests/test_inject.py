@@ -82,7 +82,7 @@ def make_optimizer(stack, kind, lr, momentum):
 
 
 def worked_path(stack, lookahead, steps, lr=1.0, loss_factor=1.0, wrap=None):
-    """theta after each of ``steps`` train_on_batch calls of SEMANTICS.md's worked example:
+    """theta after each of ``steps`` train_on_batch calls of docs/design.md's worked example:
     one weight, theta0 = 10, loss -factor * theta, SGD(lr): each update adds lr * factor.
     ``lookahead`` is injected (None: not); ``wrap`` maps the SGD to the compiled optimizer."""
     keras, K = stack.keras, stack.K
@@ -104,13 +104,13 @@ def worked_path(stack, lookahead, steps, lr=1.0, loss_factor=1.0, wrap=None):
 
 
 def test_worked_trajectory(stack):
-    """SEMANTICS.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
+    """docs/design.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
     _, path = worked_path(stack, Lookahead(k=3, alpha=0.5), 10)
     assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
 
 
 def test_nested_worked_trajectory(stack):
-    """SEMANTICS.md: theta0 = 10, +1 per update, k = 2, alpha = .5, s = 2, h = .5."""
+    """docs/design.md: theta0 = 10, +1 per update, k = 2, alpha = .5, s = 2, h = .5."""
     _, path = worked_path(stack, NestedLookahead(k=2, alpha=0.5, s=2, h=0.5), 8)
     assert path == [11, 11, 12, 11, 12, 12, 13, 12]
 

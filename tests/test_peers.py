@@ -1,4 +1,4 @@
-"""Step for step against the peers that implement the paper's rule (SEMANTICS.md): optax's
+"""Step for step against the peers that implement the paper's rule (docs/design.md): optax's
 ``lookahead`` on JAX (for ``LookaheadOptimizer``) and TF Addons' ``Lookahead`` on tf.keras 2.15
 (for ``inject`` and ``LookaheadOptimizer``). They are installed in those tox envs only, which set
 KLA_PEER so that a peer that fails to import there fails the test instead of skipping it."""

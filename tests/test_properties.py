@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 
 def _one_weight_model(stack, k, alpha, theta0):
-    """SEMANTICS.md's worked example: one weight, loss -theta, SGD(1): each update adds 1."""
+    """docs/design.md's worked example: one weight, loss -theta, SGD(1): each update adds 1."""
     keras, K = stack.keras, stack.K
     inp = keras.layers.Input((1,))
     out = keras.layers.Dense(1, use_bias=False,

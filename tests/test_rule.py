@@ -1,4 +1,4 @@
-"""The numpy reference against the hand-checkable trajectories of SEMANTICS.md, and the rule's
+"""The numpy reference against the hand-checkable trajectories of docs/design.md, and the rule's
 own functions against the reference. Framework-free: runs on every env."""
 import numpy as np
 import pytest

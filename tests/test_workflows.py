@@ -62,7 +62,7 @@ def test_weights_changed_after_attaching_are_the_anchor(stack, data, tmp_path, a
 
 
 def _one_weight(stack):
-    """SEMANTICS.md's worked example as a model: one weight, theta0 = 10; with SGD(1) and this
+    """docs/design.md's worked example as a model: one weight, theta0 = 10; with SGD(1) and this
     loss each update adds exactly 1."""
     keras, K = stack.keras, stack.K
     inp = keras.layers.Input((1,))

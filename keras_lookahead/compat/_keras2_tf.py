@@ -1,7 +1,7 @@
 """Adapter for every Keras 2 on TensorFlow: standalone Keras 2.2/2.3, tf.keras in TensorFlow
 1.14 - 2.15, and tf_keras 2.16+.
 
-These Keras build their training step in one of three places (``INTERNALS.md``):
+These Keras build their training step in one of three places (``docs/design.md``, section 3):
 - the v1 graph path, ``Model._make_train_function`` -> ``optimizer.get_updates``, cached in
   ``model.train_function``;
 - the v2 loop of TF 1.15/2.0/2.1 (``training_v2``) and ``run_eagerly``, which call

@@ -5,9 +5,10 @@ call it; JAX's stateless ``train_step`` calls ``optimizer.stateless_apply``, whi
 inside a ``StatelessScope``), so the hook wraps the instance's ``apply``. Lookahead's counter and
 slow weights are variables of that optimizer (``add_variable``), so that JAX threads them through
 its jitted state like the optimizer's own; plain ``keras.Variable``s would silently stay at their
-initial values there (``INTERNALS.md``). A loss-scale optimizer calls its inner optimizer only when
-the gradients are finite, so the inner one is hooked and a skipped step is not counted; with
-``gradient_accumulation_steps`` only the calls that apply the accumulated update count.
+initial values there (``docs/design.md``, section 5). A loss-scale optimizer calls its inner
+optimizer only when the gradients are finite, so the inner one is hooked and a skipped step is
+not counted; with ``gradient_accumulation_steps`` only the calls that apply the accumulated
+update count.
 
 The sync runs only on sync steps where the backend has a real branch: ``tf.cond`` on TensorFlow
 and a Python ``if`` on torch (eager). JAX under ``jit`` cannot assign inside ``lax.cond``, so there
