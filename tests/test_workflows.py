@@ -158,7 +158,7 @@ def _custom_step_model(stack, own):
             weights = self.trainable_weights
             with torch.no_grad():
                 (self.own or self.optimizer).apply([w.value.grad for w in weights], weights)
-            return {"loss": loss}
+            return {"loss": loss.detach()}  # Keras 3.8's train_on_batch reads it as numpy
     else:
         tf = stack.tf or __import__("tensorflow")
 
