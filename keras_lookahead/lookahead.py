@@ -178,9 +178,14 @@ def slow_weights(model, level=0):
         adapter.set_values(weights, fast)
 
 
+def _count(adapter, state):
+    """The number of updates ``state`` counted (read from the device)."""
+    return int(adapter.get_values([state.counter])[0])
+
+
 def _anchored(adapter, state):
     """Whether ``state`` counted an update, so that its slow weights hold values."""
-    return int(adapter.get_values([state.counter])[0]) != 0
+    return _count(adapter, state) != 0
 
 
 def get_state(model):
@@ -412,23 +417,25 @@ class _Injection(object):
         self.adapter.reset_train_function(self.model)
 
 
+def _bind(function, args, kwargs):
+    """``function``'s parameters bound to ``(args, kwargs)``, or None if they do not bind."""
+    try:
+        return inspect.signature(function).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+
+
 def _argument(function, args, kwargs, name):
     """The value ``function(*args, **kwargs)`` gets for parameter ``name`` (None if none)."""
-    try:
-        bound = inspect.signature(function).bind_partial(*args, **kwargs)
-    except (TypeError, ValueError):
-        return kwargs.get(name)
-    return bound.arguments.get(name)
+    bound = _bind(function, args, kwargs)
+    return kwargs.get(name) if bound is None else bound.arguments.get(name)
 
 
 def _with_callback(function, args, kwargs, callback):
     """``(args, kwargs)`` for ``function`` (a ``fit``) with ``callback`` added to its
     ``callbacks``; unchanged if it takes none."""
-    try:
-        bound = inspect.signature(function).bind_partial(*args, **kwargs)
-    except (TypeError, ValueError):
-        return args, kwargs
-    if "callbacks" not in inspect.signature(function).parameters:
+    bound = _bind(function, args, kwargs)
+    if bound is None or "callbacks" not in bound.signature.parameters:
         return args, kwargs
     callbacks = bound.arguments.get("callbacks")
     bound.arguments["callbacks"] = list(callbacks or []) + [callback]
@@ -460,7 +467,7 @@ class _Liveness(object):
     def _read(self):
         injection = self.injection
         injection.adapter.attach_state(injection.model)
-        return int(injection.adapter.get_values([injection.state.counter])[0])
+        return _count(injection.adapter, injection.state)
 
     def _checksum(self):
         injection = self.injection
