@@ -161,8 +161,7 @@ class Keras3State(SlotTable):
         first = ops.equal(self.counter, 0)
         if self._select_values:
             return first, [w.value for w in weights]
-        pairs = [(s, w) for level in range(len(self.levels))
-                 for s, w in zip(self.slow_weights(weights, level), weights)]
+        pairs = self.anchor_pairs(weights)
 
         def anchor():
             for s, w in pairs:

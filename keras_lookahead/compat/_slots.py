@@ -45,6 +45,12 @@ class SlotTable(object):
     def slow_weights(self, weights, level=0):
         return [self.slow(w, level) for w in weights]
 
+    def anchor_pairs(self, weights):
+        """``(slow copy, weight)`` for every slow level of every weight: what the anchor at
+        the first update copies."""
+        return [(s, w) for level in range(len(self.levels))
+                for s, w in zip(self.slow_weights(weights, level), weights)]
+
     def copies(self, weight):
         """Every variable the state keeps for ``weight``."""
         self.slow(weight)  # the error above for a weight without copies

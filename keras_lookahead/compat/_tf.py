@@ -70,14 +70,10 @@ class TFState(SlotTable):
         as that first update finds them (weights loaded or set after attaching are the anchor).
         A restored state (counter > 0) is left alone. Returns a bool tensor: anchored or not;
         the inner update must run after it (a control dependency in a TF1-style graph)."""
-        if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
-            return tf.distribute.get_replica_context().merge_call(
-                lambda _: self._anchor(weights))
-        return self._anchor(weights)
+        return _once_per_step(lambda merged: self._anchor(weights))
 
     def _anchor(self, weights):
-        pairs = [(s, w) for level in range(len(self.levels))
-                 for s, w in zip(self.slow_weights(weights, level), weights)]
+        pairs = self.anchor_pairs(weights)
 
         def anchor():
             assigns = [s.assign(w.read_value(), read_value=False) for s, w in pairs]
@@ -93,10 +89,8 @@ class TFState(SlotTable):
         Under a tf.distribute strategy this runs once per step, not once per replica: in the
         cross-replica context (``merge_call``), where assigning a mirrored variable writes
         every replica's copy (the way optimizers apply their updates)."""
-        if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
-            return tf.distribute.get_replica_context().merge_call(
-                lambda _: self._sync_after(deps, weights, xla=False))
-        return self._sync_after(deps, weights, xla=_xla_available())
+        return _once_per_step(
+            lambda merged: self._sync_after(deps, weights, xla=not merged and _xla_available()))
 
     def _sync_after(self, deps, weights, xla):
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
@@ -193,6 +187,15 @@ class OwnVariables(object):
             weights[0])
         self.checkpointable.cached.extend(made)
         return made
+
+
+def _once_per_step(build):
+    """``build(merged)``, once per step: under a tf.distribute strategy, in the cross-replica
+    context (``merge_call``, ``merged`` True), where assigning a mirrored variable writes every
+    replica's copy, as optimizers apply their updates; elsewhere directly."""
+    if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+        return tf.distribute.get_replica_context().merge_call(lambda _: build(True))
+    return build(False)
 
 
 def _initial_slow(weight, copy):
