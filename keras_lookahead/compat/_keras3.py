@@ -93,7 +93,12 @@ class Keras3State(SlotTable):
         self.optimizer = None
         self.counter = None
         self._momentum = None  # the inner optimizer's momentum of a weight (pullback)
-        self._compiled = {}  # TensorFlow: the XLA-compiled sync, per list of weights
+        self._compiled = {}  # TensorFlow: the XLA-compiled anchor and sync, per list of weights
+        self._jitted = {}  # JAX outside jit: the sync as one jitted function
+        self._tf = None
+        if keras.backend.backend() == "tensorflow":
+            from keras_lookahead.compat import _tf
+            self._tf, self._reach = _tf, _tf.Reach()
         SlotTable.__init__(self)
         # While no optimizer holds the state (it moved): per weight, the values of its copies.
         self._pending = {}
@@ -153,15 +158,35 @@ class Keras3State(SlotTable):
             self.optimizer._untrack_variable(v)
         self.optimizer, self.counter, self._slots = None, None, {}
 
+    def apply(self, weights, run, applied):
+        """One hooked update of ``weights``: the anchor, ``run()`` (the inner update), then
+        counting it (if ``applied()``, called after ``run``, says so) and the sync. Returns
+        what ``run`` returns."""
+        before = self.before_apply(weights)
+        if self._tf is not None:
+            result, updates = self._tf.run_ordered(run, before)
+        else:
+            result, updates = run(), []
+        self.after_apply(applied(), weights, before, updates)
+        return result
+
     def before_apply(self, weights):
         """Before an update: while the counter is 0, anchor the slow weights of every level at
         ``weights``. On JAX, where a branch cannot assign, returns what :meth:`after_apply`
-        folds into its own branch: ``(counter == 0, the weights' values before the update)``."""
+        folds into its own branch: ``(counter == 0, the weights' values before the update)``.
+        On TensorFlow returns the anchor's bool tensor, which the update must follow."""
         self.check_applied(weights)
         first = ops.equal(self.counter, 0)
-        if self._select_values:
-            return first, [w.value for w in weights]
         pairs = self.anchor_pairs(weights)
+        if self._select_values:
+            self._select_anchor(first, pairs)
+            return None
+        if self._tf is not None:
+            import tensorflow as tf
+            return tf.cond(first, self._tf.copy_branch(
+                self._reach, self._compiled, [s.value for s, _ in pairs],
+                [w.value for _, w in pairs], xla=not tf.distribute.has_strategy()),
+                lambda: tf.constant(False))
 
         def anchor():
             for s, w in pairs:
@@ -170,14 +195,19 @@ class Keras3State(SlotTable):
         ops.cond(first, anchor, lambda: None)
         return None
 
-    def after_apply(self, applied, weights, before=None):
+    def after_apply(self, applied, weights, before=None, updates=()):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the
-        last step of a period, sync. ``before`` is what :meth:`before_apply` returned."""
+        last step of a period, sync. ``before`` is what :meth:`before_apply` returned;
+        ``updates`` (TensorFlow) the ops of the inner update, which the count follows."""
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         if applied is None:
             count = self.counter + 1
         else:
             count = self.counter + ops.cast(applied, self.counter.dtype)
+        if updates:
+            import tensorflow as tf
+            with tf.control_dependencies(updates):
+                count = tf.identity(count)
         self.counter.assign(count)
         syncs = [_rule.is_sync_step(count, period, equal=ops.equal) for period, _ in self.levels]
         if applied is not None:
@@ -195,13 +225,12 @@ class Keras3State(SlotTable):
             return ([weights[i]] + [slows[i] for slows in slow_levels]
                     + [v for v in (momentum[i], cached[i]) if v is not None])
 
-        def synced(indices, slow_values=None):
-            """New values of the groups of ``indices``, in order; ``slow_values`` (per level,
-            per index) stand for the slow weights' values if given."""
-            if slow_values is None:
-                slow_values = [[slows[i].value for i in indices] for slows in slow_levels]
+        def synced(indices):
+            """New values of the groups of ``indices``, in order."""
             new_fast, new_levels = _rule.synced_values(
-                [weights[i].value for i in indices], slow_values, steps, syncs, _cond)
+                [weights[i].value for i in indices],
+                [[slows[i].value for i in indices] for slows in slow_levels], steps, syncs,
+                _cond)
             new_momentum, new_cached = [], []
             if self.pullback != "none":
                 new_momentum, new_cached = _rule.momentum_after_sync(
@@ -215,7 +244,7 @@ class Keras3State(SlotTable):
             return new
 
         if self._select_values:
-            self._select_after_apply(weights, slow_levels, syncs[0], before, group, synced)
+            self._select_after_apply(syncs, [group(i) for i in range(len(weights))], synced)
             return
         variables = [v for i in range(len(weights)) for v in group(i)]
 
@@ -229,30 +258,60 @@ class Keras3State(SlotTable):
                 sync = fused(self, weights, slow_levels[0], steps[0])
         ops.cond(syncs[0], sync, lambda: None)
 
-    def _select_after_apply(self, weights, slow_levels, sync, before, group, synced):
-        """JAX: no assignment inside lax.cond, so each branch returns values, assigned after it.
-        One cond per weight (XLA:CPU runs a cond over every weight at once measurably slower on
-        the steps that do not sync: about +5% a step on the benchmark's MLP), taken on the first
-        update (the anchor) and on sync steps; otherwise it returns the values as they are."""
-        first, values_before = before
-        taken = ops.logical_or(first, sync)
-        if _concrete(taken) and not bool(taken):
-            return  # outside jit: nothing to assign back
-        for i in range(len(weights)):
-            variables = group(i)
-
-            def anchor_or_sync(i=i, variables=variables):
-                # the anchor: the slow weights as the first update found the weight
-                slow = [[ops.where(first, values_before[i], slows[i].value)]
-                        for slows in slow_levels]
-                kept = [variables[0].value] + [level[0] for level in slow]
-                kept += [v.value for v in variables[len(kept):]]
-                return _cond(sync, lambda: synced([i], slow), lambda: kept)
-
-            new = _cond(taken, anchor_or_sync,
+    def _select_after_apply(self, syncs, groups, synced):
+        """JAX: no assignment inside lax.cond, so the branch returns values, assigned after it.
+        ``groups``: per weight, its variables; ``synced(indices)``: the new values of the groups
+        of ``indices``, in order. Outside jit (``run_eagerly``) the sync is one jitted call."""
+        sync = syncs[0]
+        if _concrete(sync):
+            if bool(sync):
+                flat = [v for g in groups for v in g]
+                for v, value in zip(flat, self._eager_sync(syncs, flat, synced, len(groups))):
+                    v.assign(value)
+            return
+        if _ONE_COND:
+            flat = [v for g in groups for v in g]
+            new = _cond(sync, lambda: synced(range(len(groups))),
+                        lambda: [v.value for v in flat])
+            for v, value in zip(flat, new):
+                v.assign(value)
+            return
+        for i, variables in enumerate(groups):
+            new = _cond(sync, lambda i=i: synced([i]),
                         lambda variables=variables: [v.value for v in variables])
             for v, value in zip(variables, new):
                 v.assign(value)
+
+    def _eager_sync(self, syncs, flat, synced, n):
+        """``synced(range(n))`` as one jitted call of the variables' values (made once per
+        variables and sync pattern): no per-variable dispatch from Python."""
+        import jax
+        key = tuple(id(v) for v in flat) + tuple(bool(s) for s in syncs)
+        compiled = self._jitted.get(key)
+        if compiled is None:
+            def pure(values):
+                with keras.StatelessScope(state_mapping=list(zip(flat, values))):
+                    return synced(range(n))
+
+            compiled = self._jitted[key] = jax.jit(pure)
+        return compiled([v.value for v in flat])
+
+    def _select_anchor(self, first, pairs):
+        """JAX: the anchor as values: ``counter == 0`` selects the weights, else the slow
+        weights as they are, before the update (so that the update still writes in place)."""
+        if _concrete(first) and not bool(first):
+            return
+        if _ONE_COND:
+            new = _cond(first, lambda: [w.value for _, w in pairs],
+                        lambda: [s.value for s, _ in pairs])
+        else:
+            new = [_cond(first, lambda w=w: w.value, lambda s=s: s.value) for s, w in pairs]
+        for (s, _), value in zip(pairs, new):
+            s.assign(value)
+
+
+import os as _os
+_ONE_COND = _os.environ.get("KLA_JAX_CONDS", "each") == "one"
 
 
 def _torch_sync(state, weights, slows, alpha):
@@ -272,14 +331,15 @@ def _torch_sync(state, weights, slows, alpha):
 
 
 def _tensorflow_sync(state, weights, slows, alpha):
-    """The XLA-compiled sync of the tf.keras adapters, on the ``tf.Variable``s under these
-    Keras variables."""
-    from keras_lookahead.compat import _tf
-    compiled = _tf.compiled_sync(state._compiled, [w.value for w in weights],
-                                 [s.value for s in slows], alpha)
+    """The XLA-compiled sync of the TensorFlow family (``_tf.sync_branch``), on the
+    ``tf.Variable``s under these Keras variables, reached through their packed handles."""
+    import tensorflow as tf
+    branch = state._tf.sync_branch(state._reach, state._compiled, [w.value for w in weights],
+                                   [s.value for s in slows], alpha,
+                                   xla=not tf.distribute.has_strategy())
 
     def sync():
-        compiled()
+        branch()
 
     return sync
 
@@ -324,10 +384,8 @@ def _apply_hook(original, optimizer, state):
             return original(grads, trainable_variables)
         weights = (optimizer._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
-        before = state.before_apply(weights)
-        result = original(grads, trainable_variables)
-        state.after_apply(update_applied(optimizer), weights, before)
-        return result
+        return state.apply(weights, lambda: original(grads, trainable_variables),
+                           lambda: update_applied(optimizer))
 
     return apply
 

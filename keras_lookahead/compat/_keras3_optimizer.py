@@ -87,9 +87,8 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
             self.build(trainable_variables)
         weights = (self._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
-        before = self._lookahead.before_apply(weights)
-        self.inner_optimizer.apply(grads, trainable_variables)
-        self._lookahead.after_apply(update_applied(self.inner_optimizer), weights, before)
+        self._lookahead.apply(weights, lambda: self.inner_optimizer.apply(grads, trainable_variables),
+                              lambda: update_applied(self.inner_optimizer))
 
     def scale_loss(self, loss):
         return self.inner_optimizer.scale_loss(loss)

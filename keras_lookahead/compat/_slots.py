@@ -48,8 +48,10 @@ class SlotTable(object):
     def anchor_pairs(self, weights):
         """``(slow copy, weight)`` for every slow level of every weight: what the anchor at
         the first update copies."""
-        return [(s, w) for level in range(len(self.levels))
-                for s, w in zip(self.slow_weights(weights, level), weights)]
+        pairs = []
+        for level in range(len(self.levels)):  # a loop: TF 2.0's AutoGraph (a user's own
+            pairs += zip(self.slow_weights(weights, level), weights)  # tf.function) fails on
+        return pairs  # a nested comprehension
 
     def copies(self, weight):
         """Every variable the state keeps for ``weight``."""
