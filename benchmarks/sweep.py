@@ -17,7 +17,9 @@ Rounds are sized to the step time, so that the interleaved fits of every config 
 --budget seconds of wall time. After the warm-ups (each as many steps as a round's multiple of
 k, so every variant has synced before timing starts), one or two more fits of the bare model give
 its step time and a fit's wall time outside the timed steps (some 50 ms on TensorFlow). Steps
-per round: a multiple of every k, so that each round holds the same number of syncs, and as many,
+per round: a multiple of every k up to 100, so that each round holds the same number of syncs (a
+larger k, such as 1000, measures the steps that do not sync: at most one sync falls in a round),
+and as many,
 up to 100, as leave 10 rounds in the budget: a fit's fixed cost inside the timer (about 10 ms on
 TensorFlow, 1 ms or less on JAX and torch) is in both times of a ratio and pulls it towards 1,
 so rounds are kept long. Rounds: as many as fit the budget, even (as many in each order), from
@@ -174,11 +176,12 @@ def lower_bound(params, k, step_seconds, bandwidth_GBps, bytes_per_param=16):
     return 1.0 + bytes_per_param * params / (bandwidth_GBps * 1e9) / (k * step_seconds)
 
 
-def run_config(hidden, batch, variants, args, unit, bandwidth):
-    """Builds, warms up and times the bare model and every (kind, k) variant for one config."""
+def run_config(shape, batch, variants, args, unit, bandwidth):
+    """Builds, warms up and times the bare model and every (kind, k) variant for one config;
+    ``shape`` is a hidden width H (784-H-H-10) or a shape of ``overhead.build_model``."""
     import keras
     from keras_lookahead import LookaheadOptimizer
-    from overhead import build_model, interleave, paired_ratios, prepare
+    from overhead import build_model, input_shape, interleave, paired_ratios, prepare, shape_label
 
     started = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
@@ -186,7 +189,7 @@ def run_config(hidden, batch, variants, args, unit, bandwidth):
 
     def data(steps):
         n = steps * batch  # one epoch = one round, no partial batch
-        return (rng.rand(n, 784).astype("float32"),
+        return (rng.rand(n, *input_shape(shape)).astype("float32"),
                 rng.randint(0, 10, size=n).astype("int32"))
 
     adam = lambda: keras.optimizers.Adam(1e-3)  # noqa: E731
@@ -201,8 +204,11 @@ def run_config(hidden, batch, variants, args, unit, bandwidth):
     others = [variant_name(kind, k) for kind, k in variants]
     order = others[:len(others) // 2] + ["bare"] + others[len(others) // 2:]
 
-    initial = build_model(hidden).get_weights()
-    params = int(sum(w.size for w in initial))
+    reference = build_model(shape)
+    initial, label = reference.get_weights(), shape_label(shape, reference)
+    params = int(sum(np.prod(w.shape) for w in reference.trainable_weights))
+    n_variables = len(reference.trainable_weights)
+    del reference
     bytes_per_param = 4 * initial[0].itemsize  # read fast and slow, write both
     fit_kwargs = dict(batch_size=batch, epochs=1, shuffle=False, verbose=0)
     x, y = data(unit)  # a warm-up holds a sync at every k
@@ -210,7 +216,7 @@ def run_config(hidden, batch, variants, args, unit, bandwidth):
     for name in order:
         make, inject, k = setups[name]
         models[name], timers[name], callbacks[name] = prepare(
-            hidden, initial, make, inject, k, args.alpha, x, y, fit_kwargs)
+            shape, initial, make, inject, k, args.alpha, x, y, fit_kwargs)
     del initial
     step_seconds, fit_seconds = calibrate(models["bare"], timers["bare"], callbacks["bare"], x, y,
                                           fit_kwargs)
@@ -221,9 +227,9 @@ def run_config(hidden, batch, variants, args, unit, bandwidth):
     warmup = time.perf_counter() - started
     rounds, steps = plan(step_seconds, len(order), unit, args.budget, args.rounds,
                          args.steps_per_round, args.min_rounds, fit_seconds)
-    print("  {:,} params (H={}), batch {}: warm-up {:.0f} s, {:.2f} ms/step -> {} rounds x {} "
+    print("  {}, batch {}: warm-up {:.0f} s, {:.2f} ms/step -> {} rounds x {} "
           "steps x {} models, about {:.0f} s".format(
-              params, hidden, batch, warmup, 1e3 * step_seconds, rounds, steps, len(order),
+              label, batch, warmup, 1e3 * step_seconds, rounds, steps, len(order),
               rounds * len(order) * (steps * step_seconds + fit_seconds)), flush=True)
     x, y = data(steps)
     load_before = os.getloadavg()[0]
@@ -242,7 +248,9 @@ def run_config(hidden, batch, variants, args, unit, bandwidth):
     del models, timers, callbacks, x, y
     keras.backend.clear_session()
     gc.collect()
-    return dict(target_params=None, hidden=hidden, params=params, batch=batch, rounds=rounds,
+    return dict(target_params=None, shape=str(shape), model=label, variables=n_variables,
+                hidden=shape if isinstance(shape, int) else None, params=params, batch=batch,
+                rounds=rounds,
                 steps_per_round=steps, order=order, bytes_per_param_per_sync=bytes_per_param,
                 calibration_s_per_step=step_seconds, fit_s_outside_timer=fit_seconds,
                 bare_s_per_step=bare_step,
@@ -269,7 +277,8 @@ def measure(args):
         raise SystemExit("no variants to time")
     unit = 1
     for _, k in variants:
-        unit = unit * k // math.gcd(unit, k)
+        if k <= MAX_STEPS_PER_ROUND:  # a larger k measures steps without syncs: no alignment
+            unit = unit * k // math.gcd(unit, k)
     prefix = args.out or "sweep-" + backend
     if os.path.dirname(prefix):
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
@@ -291,10 +300,13 @@ def measure(args):
     print("variants {}, alpha {}, about {:.0f} s of interleaved fits per config, rounds of a "
           "multiple of {} steps".format(", ".join(variant_name(*v) for v in variants),
                                         args.alpha, args.budget, unit), flush=True)
-    for target in args.sizes:
+    shapes = args.shapes or [hidden_for(target) for target in args.sizes]
+    run["axis"] = "variables" if args.shapes else "params"
+    for shape in shapes:
         for batch in args.batches:
-            config = run_config(hidden_for(target), batch, variants, args, unit, bandwidth)
-            config["target_params"] = target
+            config = run_config(shape, batch, variants, args, unit, bandwidth)
+            if not args.shapes:
+                config["target_params"] = args.sizes[shapes.index(shape)]
             run["configs"].append(config)
             run["elapsed_s"] = time.perf_counter() - started
             with open(prefix + ".json", "w") as f:
@@ -329,7 +341,7 @@ def table(runs):
     variants, ks = columns(runs)
     with_backend = len(runs) > 1
     header = (["backend"] if with_backend else []) + [
-        "params", "batch", "bare ms/step", "rounds x steps"] + [
+        "model", "batch", "bare ms/step", "rounds x steps"] + [
         variant_name(*v) for v in variants] + ["bound k={}".format(k) for k in ks]
     rows = []
     for run in runs:
@@ -337,7 +349,7 @@ def table(runs):
             bounds = {k: lower_bound(c["params"], k, c["bare_s_per_step"], run["bandwidth"]["GBps"],
                                      c["bytes_per_param_per_sync"]) for k in ks}
             cells = [run["backend"]] if with_backend else []
-            cells += ["{:,} (H={})".format(c["params"], c["hidden"]), str(c["batch"]),
+            cells += [_model_cell(c), str(c["batch"]),
                       "{:.2f}".format(1e3 * c["bare_s_per_step"]),
                       "{} x {}".format(c["rounds"], c["steps_per_round"])]
             for v in variants:
@@ -347,7 +359,7 @@ def table(runs):
             cells += ["{:.3f}".format(bounds[k]) for k in ks]
             rows.append(cells)
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
-    right = [i for i, name in enumerate(header) if name not in ("backend", "params")]
+    right = [i for i, name in enumerate(header) if name not in ("backend", "model")]
 
     def line(cells):
         return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w)
@@ -355,6 +367,12 @@ def table(runs):
     rule = "|" + "|".join("-" * (w + 1) + (":" if i in right else "-")
                           for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule] + [line(row) for row in rows])
+
+
+def _model_cell(config):
+    if config.get("hidden"):
+        return "{:,} (H={})".format(config["params"], config["hidden"])
+    return config.get("model", "").replace(": ", ", ")
 
 
 def describe(run):
@@ -397,6 +415,7 @@ def plot(runs, path):
     import matplotlib.pyplot as plt
 
     variants, ks = columns(runs)
+    axis = runs[0].get("axis", "params")  # x: parameters, or trainable variables
     batches = sorted({c["batch"] for run in runs for c in run["configs"]})
     colors = {k: "C{}".format(i) for i, k in enumerate(ks)}
     styles = dict(inject=("-", "o"), wrapper=("--", "s"), callback=(":", "^"))
@@ -404,12 +423,13 @@ def plot(runs, path):
                              figsize=(5.5 * len(batches) + 2.5, 3.8 * len(runs) + 0.6))
     for row, run in zip(axes, runs):
         for ax, batch in zip(row, batches):
-            configs = sorted((c for c in run["configs"] if c["batch"] == batch),
-                             key=lambda c: c["params"])
+            configs = sorted((c for c in run["configs"] if c["batch"] == batch
+                              and (axis == "params" or not c["shape"].startswith("conv"))),
+                             key=lambda c: c[axis])
             ax.axhline(1.0, color="black", linewidth=0.8)
             for i, (kind, k) in enumerate(variants):
                 name = variant_name(kind, k)
-                points = [(c["params"], c["results"][name]) for c in configs
+                points = [(c[axis], c["results"][name]) for c in configs
                           if name in c["results"]]
                 if not points:
                     continue
@@ -422,7 +442,7 @@ def plot(runs, path):
                             marker=marker, markersize=4, capsize=2, linewidth=1.3, label=name)
             for k in ks:
                 if configs:
-                    ax.plot([c["params"] for c in configs],
+                    ax.plot([c[axis] for c in configs],
                             [lower_bound(c["params"], k, c["bare_s_per_step"],
                                          run["bandwidth"]["GBps"], c["bytes_per_param_per_sync"])
                              for c in configs],
@@ -433,7 +453,8 @@ def plot(runs, path):
             ax.grid(True, which="both", alpha=0.3)
         row[0].set_ylabel("time per step / bare Adam")
     for ax in axes[-1]:
-        ax.set_xlabel("parameters")
+        ax.set_xlabel("parameters" if axis == "params" else
+                      "trainable variables (at a fixed parameter count)")
     handles = {}
     for ax in axes.flat:  # a panel may lack a variant: collect every label once
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -471,6 +492,11 @@ def main():
                                                           **PRESETS["quick"]))
     parser.add_argument("--sizes", type=csv(parse_size), default="0.1M,0.5M,2M,5M,20M",
                         help="parameter counts to aim at (default %(default)s)")
+    parser.add_argument("--shapes", type=csv(str),
+                        help="instead of --sizes, model shapes of overhead.py (e.g. "
+                             "deep:6,deep:38,deep:150,deep:302,deep:602,conv): the plot's x "
+                             "axis is then the number of trainable variables (conv shapes only "
+                             "in the table)")
     parser.add_argument("--batches", type=csv(int), default="32,256",
                         help="(default %(default)s)")
     parser.add_argument("--ks", type=csv(int), default="1,5,10", help="(default %(default)s)")
