@@ -157,6 +157,10 @@ class Keras3State(SlotTable):
         for v in [self.counter] + [s for _, slows in self._slots.values() for s in slows]:
             self.optimizer._untrack_variable(v)
         self.optimizer, self.counter, self._slots = None, None, {}
+        # what was built on those variables (packed handles, compiled branches) goes with them
+        self._compiled, self._jitted = {}, {}
+        if self._tf is not None:
+            self._reach = self._tf.Reach()
 
     def apply(self, weights, run, applied):
         """One hooked update of ``weights``: the anchor, ``run()`` (the inner update), then

@@ -279,10 +279,12 @@ class Reach(object):
         if not variables or not _packing():
             return lambda: variables
         key = tuple(id(v) for v in variables)
-        packed = self._packed.get(key)
-        if packed is None:
+        entry = self._packed.get(key)
+        if entry is None:
             with tf.init_scope():
-                packed = self._packed[key] = tf.stack([v.handle for v in variables])
+                # kept with the variables, so that their ids cannot be reused meanwhile
+                entry = self._packed[key] = (tf.stack([v.handle for v in variables]), variables)
+        packed = entry[0]
         return lambda: [_View(handle, v) for handle, v in
                         zip(tf.unstack(packed, num=len(variables)), variables)]
 
