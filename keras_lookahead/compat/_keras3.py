@@ -11,8 +11,9 @@ not counted; with ``gradient_accumulation_steps`` only the calls that apply the 
 update count.
 
 The sync runs only on sync steps where the backend has a real branch: ``tf.cond`` on TensorFlow
-and a Python ``if`` on torch (eager). JAX under ``jit`` cannot assign inside ``lax.cond``, so there
-the branch returns the new values and the assignment follows it.
+and a Python ``if`` on torch (eager). JAX under ``jit`` cannot assign inside a branch, so there
+the anchor and the sync are the body of a loop that runs at most once (:func:`_run_if`) and
+returns the new values, assigned after it.
 """
 import contextlib
 
@@ -176,9 +177,8 @@ class Keras3State(SlotTable):
 
     def before_apply(self, weights):
         """Before an update: while the counter is 0, anchor the slow weights of every level at
-        ``weights``. On JAX, where a branch cannot assign, returns what :meth:`after_apply`
-        folds into its own branch: ``(counter == 0, the weights' values before the update)``.
-        On TensorFlow returns the anchor's bool tensor, which the update must follow."""
+        ``weights``. On TensorFlow returns the anchor's bool tensor, which the update must
+        follow; elsewhere None."""
         self.check_applied(weights)
         first = ops.equal(self.counter, 0)
         pairs = self.anchor_pairs(weights)
@@ -189,8 +189,7 @@ class Keras3State(SlotTable):
             import tensorflow as tf
             return tf.cond(first, self._tf.copy_branch(
                 self._reach, self._compiled, [s.value for s, _ in pairs],
-                [w.value for _, w in pairs], xla=not tf.distribute.has_strategy()),
-                lambda: tf.constant(False))
+                [w.value for _, w in pairs]), lambda: tf.constant(False))
 
         def anchor():
             for s, w in pairs:
@@ -308,8 +307,9 @@ def _run_if(pred, variables, compute):
     """Under JAX's jit: the values of ``variables`` after ``compute()`` (new values for them,
     reading them) if ``pred``, else as they are. A ``lax.while_loop`` whose body runs at most
     once, not a ``lax.cond``: XLA updates a loop's carried buffers in place, where a cond copies
-    every value it passes through on the steps it does not change them (on a 302-variable MLP,
-    +30% a step with a cond, measured; see ``benchmarks/``). ``compute`` reads the variables
+    every value it passes through on the steps it does not change them (302 weights of 48x48,
+    jitted with donation: +0.23 ms a step with a cond per weight, +0.04 with the loop, against
+    0.80 ms bare, measured; ``docs/design.md``, section 2). ``compute`` reads the variables
     inside the body through a ``StatelessScope`` over the carried values (a variable it reads
     must be among ``variables``: the scope does not see the train step's own)."""
     import jax
@@ -344,10 +344,8 @@ def _torch_sync(state, weights, slows, alpha):
 def _tensorflow_sync(state, weights, slows, alpha):
     """The XLA-compiled sync of the TensorFlow family (``_tf.sync_branch``), on the
     ``tf.Variable``s under these Keras variables, reached through their packed handles."""
-    import tensorflow as tf
     branch = state._tf.sync_branch(state._reach, state._compiled, [w.value for w in weights],
-                                   [s.value for s in slows], alpha,
-                                   xla=not tf.distribute.has_strategy())
+                                   [s.value for s in slows], alpha)
 
     def sync():
         branch()

@@ -78,13 +78,13 @@ class TFState(SlotTable):
         as that first update finds them (weights loaded or set after attaching are the anchor).
         A restored state (counter > 0) is left alone. Returns a bool tensor: anchored or not;
         the inner update must run after it (a control dependency in a TF1-style graph)."""
-        return _once_per_step(lambda merged: self._anchor(weights, xla=not merged))
+        return _once_per_step(lambda: self._anchor(weights))
 
-    def _anchor(self, weights, xla):
+    def _anchor(self, weights):
         pairs = self.anchor_pairs(weights)
         return tf.cond(tf.equal(self.counter, 0),
                        copy_branch(self._reach, self._compiled, [s for s, _ in pairs],
-                                   [w for _, w in pairs], xla),
+                                   [w for _, w in pairs]),
                        lambda: tf.constant(False))
 
     def sync_after(self, deps, weights):
@@ -94,10 +94,9 @@ class TFState(SlotTable):
         Under a tf.distribute strategy this runs once per step, not once per replica: in the
         cross-replica context (``merge_call``), where assigning a mirrored variable writes
         every replica's copy (the way optimizers apply their updates)."""
-        return _once_per_step(
-            lambda merged: self._sync_after(deps, weights, xla=not merged))
+        return _once_per_step(lambda: self._sync_after(deps, weights))
 
-    def _sync_after(self, deps, weights, xla):
+    def _sync_after(self, deps, weights):
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         with tf.control_dependencies([d for d in deps if d is not None]):
             count = self.counter.assign_add(1)
@@ -111,7 +110,7 @@ class TFState(SlotTable):
 
         if len(self.levels) == 1 and self.pullback == "none":
             return tf.cond(syncs[0], sync_branch(self._reach, self._compiled, weights,
-                                                 slow_levels[0], self.levels[0][1], xla),
+                                                 slow_levels[0], self.levels[0][1]),
                            lambda: tf.constant(False))
 
         reach = self._reach(weights + [s for slows in slow_levels for s in slows]
@@ -200,12 +199,12 @@ class OwnVariables(object):
 
 
 def _once_per_step(build):
-    """``build(merged)``, once per step: under a tf.distribute strategy, in the cross-replica
-    context (``merge_call``, ``merged`` True), where assigning a mirrored variable writes every
-    replica's copy, as optimizers apply their updates; elsewhere directly."""
+    """``build()``, once per step: under a tf.distribute strategy, in the cross-replica context
+    (``merge_call``), where assigning a mirrored variable writes every replica's copy, as
+    optimizers apply their updates; elsewhere directly."""
     if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
-        return tf.distribute.get_replica_context().merge_call(lambda _: build(True))
-    return build(False)
+        return tf.distribute.get_replica_context().merge_call(lambda _: build())
+    return build()
 
 
 def _initial_slow(weight, copy):
@@ -368,14 +367,16 @@ def _fused(cache, key, body, variables):
     return compiled
 
 
-def copy_branch(reach, cache, targets, sources, xla=True):
+def copy_branch(reach, cache, targets, sources):
     """A ``tf.cond`` branch writing each source's value into its target (the anchor). A source
     may feed several targets (one per slow level): XLA takes each variable once."""
+    position = {}  # id(source) -> its index among the distinct sources
     unique = []
     for v in sources:
-        if all(u is not v for u in unique):
+        if id(v) not in position:
+            position[id(v)] = len(unique)
             unique.append(v)
-    index = [next(i for i, u in enumerate(unique) if u is v) for v in sources]
+    index = [position[id(v)] for v in sources]
     n = len(targets)
     get = reach(targets + unique)
 
@@ -384,10 +385,10 @@ def copy_branch(reach, cache, targets, sources, xla=True):
                 for t, i in zip(views[:n], index)]
 
     return _branch(get, cache, ("copy",) + tuple(id(v) for v in targets + unique), copy,
-                   targets + unique, xla)
+                   targets + unique)
 
 
-def sync_branch(reach, cache, weights, slows, alpha, xla=True):
+def sync_branch(reach, cache, weights, slows, alpha):
     """A ``tf.cond`` branch running the one-level sync of ``weights`` with their ``slows``."""
     n = len(weights)
     get = reach(weights + slows)
@@ -400,17 +401,18 @@ def sync_branch(reach, cache, weights, slows, alpha, xla=True):
         return writes
 
     return _branch(get, cache, ("sync", alpha) + tuple(id(v) for v in weights + slows), sync,
-                   weights + slows, xla)
+                   weights + slows)
 
 
-def _branch(get, cache, key, body, variables, xla=True):
+def _branch(get, cache, key, body, variables):
     """The branch running ``body`` on the views ``get()`` returns: XLA-compiled where TF can
-    (:func:`_xla_available`), else as plain ops. Returns True."""
-    if xla and _xla_available():
+    (:func:`_xla_available`) and no tf.distribute strategy is in use (a mirrored variable has a
+    handle per replica), else as plain ops. Returns True."""
+    if _xla_available() and not tf.distribute.has_strategy():
         fused = _fused(cache, key, body, variables)
 
         def compiled():
-            return fused(*[_handle(v) for v in get()])
+            return fused(*[v.handle for v in get()])
 
         return compiled
 
@@ -419,10 +421,6 @@ def _branch(get, cache, key, body, variables, xla=True):
             return tf.constant(True)
 
     return plain
-
-
-def _handle(variable):
-    return variable.handle
 
 
 def _xla_available():
