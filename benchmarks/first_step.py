@@ -3,8 +3,9 @@ measured in fresh processes.
 
 Each measurement is a new Python process (``--child``) that builds the model of
 ``overhead.build_model`` (``--model``, a deep MLP of 302 variables by default), compiles it with
-Adam(1e-3) (bare, injected, wrapped in ``LookaheadOptimizer``, given a ``LookaheadCallback``, or,
-on tf.keras 2.x with ``tensorflow_addons`` importable, TF Addons' ``Lookahead`` over legacy Adam)
+Adam(1e-3) (bare, injected, wrapped in ``LookaheadOptimizer``, given a ``LookaheadCallback``, on
+Keras 3 ``overhead.state_only_adam`` (not Lookahead: the floor of per-weight state), or, on
+tf.keras 2.x with ``tensorflow_addons`` importable, TF Addons' ``Lookahead`` over legacy Adam)
 and times one ``fit`` of one batch, from the call to the end of that batch
 (``on_train_batch_end``): what a user waits for before training starts. Importing Keras and
 building the model are not timed; nothing is cached between processes (each traces and
@@ -36,14 +37,16 @@ def child(variant, shape, k, alpha, batch):
     sys.path.insert(0, HERE)
     import keras
     from keras_lookahead import Lookahead, LookaheadCallback, LookaheadOptimizer
-    from overhead import build_model, input_shape, parse_shape
+    from overhead import build_model, input_shape, parse_shape, state_only_adam
 
     keras.utils.set_random_seed(0)
     shape = parse_shape(shape)
     model = build_model(shape)
     legacy = variant in ("tfa", "bare-legacy")
     adam = keras.optimizers.legacy.Adam(1e-3) if legacy else keras.optimizers.Adam(1e-3)
-    if variant == "wrapper":
+    if variant == "state-only":
+        adam = state_only_adam()
+    elif variant == "wrapper":
         adam = LookaheadOptimizer(adam, k=k, alpha=alpha)
     elif variant == "tfa":
         import tensorflow_addons as tfa
@@ -70,7 +73,9 @@ def variants():
     """The variants this stack can run, with the baseline of each."""
     import keras
     found = [("bare", None), ("inject", "bare"), ("wrapper", "bare"), ("callback", "bare")]
-    if int(keras.__version__.split(".")[0]) < 3:
+    if int(keras.__version__.split(".")[0]) >= 3:
+        found.append(("state-only", "bare"))
+    else:
         try:
             import tensorflow_addons  # noqa: F401
         except ImportError:

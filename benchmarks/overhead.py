@@ -59,6 +59,19 @@ def stack_name():
     return "tf.keras {} (TensorFlow {})".format(keras.__version__, tf.__version__)
 
 
+def state_only_adam():
+    """Adam(1e-3) holding one more copy of every trainable weight, which nothing reads or writes:
+    no Lookahead, no anchor, no sync. What per-weight optimizer state costs by being there (Keras
+    3's JAX trainer passes every optimizer variable into and out of its jitted step), so the
+    floor of any Lookahead that keeps one slow variable per weight."""
+    class StateOnlyAdam(keras.optimizers.Adam):
+        def build(self, var_list):
+            super().build(var_list)
+            self._untouched = [self.add_variable_from_reference(v, "untouched")
+                               for v in var_list]
+    return StateOnlyAdam(1e-3)
+
+
 def variants(args):
     """(name, optimizer label, optimizer factory, inject?, baseline name) for this stack."""
     adam = lambda: keras.optimizers.Adam(1e-3)  # noqa: E731
@@ -69,7 +82,8 @@ def variants(args):
              ("wrapper", "LookaheadOptimizer(Adam)",
               lambda: LookaheadOptimizer(adam(), k=args.k, alpha=args.alpha), False, "bare")]
     if KERAS3:
-        return found
+        return found + [("state-only", "Adam + one untouched copy per weight",
+                         state_only_adam, False, "bare")]
     try:
         import tensorflow_addons as tfa
     except ImportError:
