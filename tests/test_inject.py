@@ -322,3 +322,28 @@ def test_unsupported_version_names_it_and_the_table(stack, monkeypatch):
     assert keras_lookahead.supported_table() in message
     assert "standalone Keras" in message and "TensorFlow 1.14 - 2.15" in message
     assert "_keras_lookahead" not in vars(model)
+
+
+@pytest.mark.parametrize("lookahead,attach", [
+    (NestedLookahead(k=2, alpha=0.5, s=3, h=0.6), dict(k=2, alpha=0.5, s=3, h=0.6)),
+    (Lookahead(k=3, alpha=0.8, pullback="pullback"), dict(k=3, alpha=0.8, pullback="pullback")),
+    (Lookahead(k=3, alpha=0.8), dict(k=3, alpha=0.8))])
+def test_sync_in_pieces_matches_reference(stack, data, monkeypatch, lookahead, attach):
+    """On TensorFlow a sync goes over the weights in pieces of at most 64 MiB, one after the
+    other (peak memory): with a limit of one byte every weight is its own piece, and training
+    is still exact (nested, pullback and plain)."""
+    if stack.family == "keras3" and stack.backend != "tensorflow":
+        pytest.skip("the sync goes in pieces on TensorFlow only (JAX and torch write in place)")
+    from keras_lookahead.compat import _tf
+    monkeypatch.setattr(_tf, "_CHUNK_BYTES", 1)
+    assert len(list(_tf._chunked([_tf.tf.zeros((2, 2))] * 4, 2))) == 4
+    x, y, w0 = data
+    model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
+    lookahead.inject(model)
+    train(model, x, y)
+    ref = MLPReference(w0, lr=0.1, momentum=0.9)
+    ref.attach(**attach)
+    expected = train_reference(ref, x, y)
+    assert_weights(model, expected)
+    plain = train_reference(MLPReference(w0, lr=0.1, momentum=0.9), x, y)
+    assert max_gap(expected, plain) > STEPS_APART

@@ -74,6 +74,11 @@ def _cond(pred, true_fn, false_fn):
     return ops.cond(pred, true_fn, false_fn)
 
 
+def _values(variables):
+    """The backend variables under Keras variables (None entries left out)."""
+    return [v.value for v in variables if v is not None]
+
+
 def _innermost(optimizer):
     inner = getattr(optimizer, "inner_optimizer", None)
     return optimizer if inner is None else _innermost(inner)
@@ -249,6 +254,13 @@ class Keras3State(SlotTable):
         if self._select_values:
             self._select_after_apply(syncs, [group(i) for i in range(len(weights))], synced)
             return
+        if self._tf is not None:
+            import tensorflow as tf
+            tf.cond(syncs[0], self._tf.sync_levels_branch(
+                self._reach, self._compiled, _values(weights),
+                [_values(slows) for slows in slow_levels], steps, syncs, _values(momentum),
+                _values(cached), self.pullback), lambda: tf.constant(False))
+            return
         variables = [v for i in range(len(weights)) for v in group(i)]
 
         def sync():
@@ -341,19 +353,7 @@ def _torch_sync(state, weights, slows, alpha):
     return sync
 
 
-def _tensorflow_sync(state, weights, slows, alpha):
-    """The XLA-compiled sync of the TensorFlow family (``_tf.sync_branch``), on the
-    ``tf.Variable``s under these Keras variables, reached through their packed handles."""
-    branch = state._tf.sync_branch(state._reach, state._compiled, [w.value for w in weights],
-                                   [s.value for s in slows], alpha)
-
-    def sync():
-        branch()
-
-    return sync
-
-
-_FUSED_SYNC = {"torch": _torch_sync, "tensorflow": _tensorflow_sync}
+_FUSED_SYNC = {"torch": _torch_sync}
 
 
 # Where Keras 3 optimizers keep their momentum-like state (SGD, RMSprop: only with momentum > 0;

@@ -108,35 +108,10 @@ class TFState(SlotTable):
             if self.pullback == "pullback":
                 cached = [self._cached[id(w)] for w in weights]
 
-        if len(self.levels) == 1 and self.pullback == "none":
-            return tf.cond(syncs[0], sync_branch(self._reach, self._compiled, weights,
-                                                 slow_levels[0], self.levels[0][1]),
-                           lambda: tf.constant(False))
-
-        reach = self._reach(weights + [s for slows in slow_levels for s in slows]
-                            + momentum + cached)
-        sizes = [len(weights)] * (1 + len(self.levels)) + [len(momentum), len(cached)]
-
-        def sync():
-            views = iter(reach())
-            fast, *levels, momentum, cached = [[next(views) for _ in range(n)] for n in sizes]
-            new_fast, new_levels = _rule.synced_values(
-                [w.read_value() for w in fast],
-                [[s.read_value() for s in slows] for slows in levels],
-                [step for _, step in self.levels], syncs, tf.cond)
-            assigns = [w.assign(v, read_value=False) for w, v in zip(fast, new_fast)]
-            for slows, values in zip(levels, new_levels):
-                assigns += [s.assign(v, read_value=False) for s, v in zip(slows, values)]
-            if self.pullback != "none":
-                new_momentum, new_cached = _rule.momentum_after_sync(
-                    [m.read_value() for m in momentum], [c.read_value() for c in cached],
-                    self.levels[0][1], self.pullback, tf.zeros_like)
-                assigns += [m.assign(v, read_value=False) for m, v in zip(momentum, new_momentum)]
-                assigns += [c.assign(v, read_value=False) for c, v in zip(cached, new_cached)]
-            with tf.control_dependencies(assigns):
-                return tf.constant(True)
-
-        return tf.cond(syncs[0], sync, lambda: tf.constant(False))
+        branch = sync_levels_branch(self._reach, self._compiled, weights, slow_levels,
+                                    [step for _, step in self.levels], syncs, momentum, cached,
+                                    self.pullback)
+        return tf.cond(syncs[0], branch, lambda: tf.constant(False))
 
 
 class OwnVariables(object):
@@ -384,31 +359,135 @@ def copy_branch(reach, cache, targets, sources):
         return [t.assign(views[n + i].read_value(), read_value=False)
                 for t, i in zip(views[:n], index)]
 
-    return _branch(get, cache, ("copy",) + tuple(id(v) for v in targets + unique), copy,
-                   targets + unique)
+    # Plain ops, not XLA: TensorFlow's AssignVariableOp copies a read into the target's own
+    # buffer, where an XLA function returns new buffers (+0.4x the weights' bytes of peak
+    # memory, measured: benchmarks/memory.py)
+    return _branch(get, cache, None, copy, targets + unique)
 
 
 def sync_branch(reach, cache, weights, slows, alpha):
     """A ``tf.cond`` branch running the one-level sync of ``weights`` with their ``slows``."""
-    n = len(weights)
-    get = reach(weights + slows)
+    return sync_levels_branch(reach, cache, weights, [slows], [alpha], [None])
 
-    def sync(views):
-        writes = []
-        for w, s in zip(views[:n], views[n:]):
-            value = _rule.interpolate(s.read_value(), w.read_value(), alpha)
-            writes += [s.assign(value, read_value=False), w.assign(value, read_value=False)]
-        return writes
 
-    return _branch(get, cache, ("sync", alpha) + tuple(id(v) for v in weights + slows), sync,
-                   weights + slows)
+def sync_levels_branch(reach, cache, weights, slow_levels, steps, syncs, momentum=(),
+                       cached=(), pullback="none"):
+    """The ``tf.cond`` branch of a sync (level 0 syncs), for any number of levels and pullback.
+
+    Level ``i >= 1`` syncs too where the bool tensor ``syncs[i]`` says so (and every level below
+    it did): each outcome is its own branch, chosen by a ``tf.cond`` per level, whose body knows
+    which levels sync and writes what it changes (no new values passed out of a cond: every
+    weight's temporaries would be alive at once). The weights go in chunks of at most
+    ``_CHUNK_BYTES``, one after the other: a write makes a new buffer (XLA's outputs, TensorFlow's
+    temporaries), and one chunk's are alive at a time, not the whole model's (two levels in one
+    piece: +1.1 - 1.7x the weights' bytes of peak memory, measured). ``momentum`` / ``cached``:
+    per weight, the inner optimizer's momentum and its cached copy (``pullback``)."""
+    levels = len(slow_levels)
+    momentum, cached = list(momentum), list(cached)
+
+    def group(i):
+        """Weight i and its copies: slow per level, momentum, cached momentum."""
+        found = [weights[i]]
+        for per_weight in list(slow_levels) + [m for m in (momentum, cached) if m]:
+            found.append(per_weight[i])
+        return found
+
+    chunks = []  # per chunk: (its variables, weight by weight; their views; its weights)
+    for indices in _chunked(weights, len(group(0))):
+        variables = []
+        for i in indices:
+            variables += group(i)
+        chunks.append((variables, reach(variables), len(indices)))
+
+    def body_of(top, n):
+        """The body of a chunk of ``n`` weights when levels 0..top sync."""
+        static = [True] * (top + 1) + [False] * (levels - top - 1)
+        width = len(group(0))
+
+        def body(views):
+            # loops, not nested comprehensions: TF 2.0's AutoGraph, converting a user's
+            # tf.function around the hooked update, loses names in those
+            fast, slows, moms, caches = [], [[] for _ in range(levels)], [], []
+            for j in range(n):
+                row = views[j * width:(j + 1) * width]
+                fast.append(row[0])
+                for level in range(levels):
+                    slows[level].append(row[1 + level])
+                if pullback != "none":
+                    moms.append(row[1 + levels])
+                if pullback == "pullback":
+                    caches.append(row[2 + levels])
+            slow_values = []
+            for level in range(levels):
+                slow_values.append([s.read_value() for s in slows[level]])
+            new_fast, new_levels = _rule.synced_values(
+                [w.read_value() for w in fast], slow_values, steps, static, _static_cond)
+            writes = [w.assign(v, read_value=False) for w, v in zip(fast, new_fast)]
+            for level in range(top + 1):
+                writes += [s.assign(v, read_value=False)
+                           for s, v in zip(slows[level], new_levels[level])]
+            if pullback != "none":
+                new_momentum, new_cached = _rule.momentum_after_sync(
+                    [m.read_value() for m in moms], [c.read_value() for c in caches],
+                    steps[0], pullback, tf.zeros_like)
+                writes += [m.assign(v, read_value=False) for m, v in zip(moms, new_momentum)]
+                writes += [c.assign(v, read_value=False) for c, v in zip(caches, new_cached)]
+            return writes
+
+        return body
+
+    def own(top):
+        """Levels 0..top sync: the chunks' branches, each after the one before."""
+        branches = [_branch(get, cache, ("sync", tuple(steps), pullback, top)
+                            + tuple(id(v) for v in variables), body_of(top, n), variables)
+                    for variables, get, n in chunks]
+
+        def run():
+            done = None
+            for branch in branches:
+                with tf.control_dependencies([done] if done is not None else []):
+                    done = branch()
+            return done
+
+        return run
+
+    def branch_for(top):
+        if top + 1 == levels:
+            return own(top)
+        return lambda: tf.cond(syncs[top + 1], branch_for(top + 1), own(top))
+
+    return branch_for(0)
+
+
+_CHUNK_BYTES = 1 << 26  # 64 MiB of weights per piece of a sync
+
+
+def _static_cond(pred, true_fn, false_fn):
+    """``cond`` for :func:`_rule.synced_values` where which levels sync is known when tracing."""
+    return true_fn() if pred else false_fn()
+
+
+def _chunked(weights, copies):
+    """Indices of ``weights`` in consecutive groups whose weights and their ``copies - 1``
+    copies hold at most ``_CHUNK_BYTES`` (or one weight)."""
+    group, size = [], 0
+    for i, w in enumerate(weights):
+        nbytes = copies * int(w.shape.num_elements() or 0) * w.dtype.base_dtype.size
+        if group and size + nbytes > _CHUNK_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(i)
+        size += nbytes
+    if group:
+        yield group
 
 
 def _branch(get, cache, key, body, variables):
-    """The branch running ``body`` on the views ``get()`` returns: XLA-compiled where TF can
-    (:func:`_xla_available`) and no tf.distribute strategy is in use (a mirrored variable has a
-    handle per replica), else as plain ops. Returns True."""
-    if _xla_available() and not tf.distribute.has_strategy():
+    """The branch running ``body`` on the views ``get()`` returns: XLA-compiled (as ``key`` in
+    ``cache``) where TF can (:func:`_xla_available`) and no tf.distribute strategy is in use (a
+    mirrored variable has a handle per replica), else, or if ``key`` is None, as plain ops.
+    Returns True."""
+    if key is not None and _xla_available() and not tf.distribute.has_strategy():
         fused = _fused(cache, key, body, variables)
 
         def compiled():
