@@ -179,10 +179,30 @@ class LookaheadCallback(_Callback):
         if not _rule.is_sync_step(self.count, self.k):
             return
         self._adapter.attach_state(self.model)
-        fast = self._adapter.get_values(self._weights)
-        self.slow = [np.asarray(_rule.interpolate(s, f, np.float32(self.alpha)), dtype=f.dtype)
-                     for s, f in zip(self.slow, fast)]
-        self._adapter.set_values(self._weights, self.slow)
+        for indices in _chunks(self.slow):
+            fast = self._adapter.get_values([self._weights[i] for i in indices])
+            for i, f in zip(indices, fast):
+                self.slow[i] = np.asarray(_rule.interpolate(self.slow[i], f,
+                                                            np.float32(self.alpha)),
+                                          dtype=f.dtype)
+            del fast
+            self._adapter.set_values([self._weights[i] for i in indices],
+                                     [self.slow[i] for i in indices])
+
+
+def _chunks(arrays, limit=1 << 24):
+    """Indices of ``arrays`` in consecutive groups of at most ``limit`` bytes (16 MiB; or one
+    array): a sync reads, computes and writes one group at a time, so its temporaries on the
+    host are one group's, not a copy of the whole model."""
+    group, size = [], 0
+    for i, a in enumerate(arrays):
+        if group and size + a.nbytes > limit:
+            yield group
+            group, size = [], 0
+        group.append(i)
+        size += a.nbytes
+    if group:
+        yield group
 
 
 class ValidateOnSlowWeights(_Callback):
