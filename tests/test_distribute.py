@@ -108,3 +108,34 @@ def test_two_workers_match_one_device(stack, data, tmp_path, api):
         for j, (w, s) in enumerate(zip(ref.w, ref.lookahead.slow)):
             np.testing.assert_allclose(out["w%d" % j], w, atol=2e-5, rtol=0)
             np.testing.assert_allclose(out["slow%d_r0" % j], s, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("api", ["inject", "wrapper", "nested"])
+def test_model_parallel_slow_copies_are_split_like_their_weights(stack, tmp_path, api):
+    """keras.distribution.ModelParallel (Keras 3 on JAX, 2 host devices, every kernel and bias
+    split over the "model" axis): each slow copy is laid out like its weight (split, not one
+    whole copy per device), and training matches one device."""
+    if stack.family != "keras3" or stack.backend != "jax":
+        pytest.skip("keras.distribution.ModelParallel is Keras 3 on JAX")
+    if stack.compile_kwargs:
+        pytest.skip("runs once per env, in its default variant")
+    out = os.path.join(str(tmp_path), "out.npz")
+    done = subprocess.run(workers.command(stack, "model_parallel_worker.py", out, api),
+                          env=workers.environment(stack), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=600)
+    assert done.returncode == 0, done.stdout.decode()[-4000:]
+    result = np.load(out)
+    levels = 2 if api == "nested" else 1
+    for i in range(4):
+        assert bool(result["split%d" % i]), "weight %d is not split: the test shows nothing" % i
+        assert bool(result["alike%d" % i]), "slow copy of weight %d is laid out unlike it" % i
+        np.testing.assert_allclose(result["w%d" % i], result["one_w%d" % i], atol=2e-5, rtol=0)
+        for level in range(levels):
+            np.testing.assert_allclose(result["slow%d_%d" % (level, i)],
+                                       result["one_slow%d_%d" % (level, i)], atol=2e-5, rtol=0)
+    # the hook ran: 16 updates counted (4 epochs of 4 batches), the slow weights moved from the
+    # initial ones, and the update after the last sync (step 15, k = 3) left fast != slow
+    assert int(result["counter"]) == 16
+    slow = np.concatenate([result["slow0_%d" % i].ravel() for i in range(4)])
+    fast = np.concatenate([result["w%d" % i].ravel() for i in range(4)])
+    assert not np.allclose(slow, result["initial"]) and not np.allclose(slow, fast)
