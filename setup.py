@@ -19,11 +19,11 @@ setup(
     packages=find_packages(include=["keras_lookahead", "keras_lookahead.*"]),
     python_requires=">=3.7",
     # The user brings their own Keras/TensorFlow stack; nothing framework-specific is required.
-    install_requires=["packaging"],
-    entry_points={"console_scripts": ["keras-lookahead=keras_lookahead.__main__:main"]},
+    install_requires=["packaging", "numpy"],
+    entry_points={"console_scripts": ["lookahead-keras=keras_lookahead.__main__:main"]},
     extras_require={
         "compare": ["scikit-learn", "matplotlib"],
-        "test": ["pytest", "numpy"],
+        "test": ["pytest"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -20,6 +20,30 @@ __all__ = ["Lookahead", "NestedLookahead", "LookaheadOptimizer", "LookaheadCallb
 compat.register_optimizer()
 
 
+def _check_namesake(paths=None):
+    """Warn if the registry's ``keras-lookahead`` (an unrelated project that installs the same
+    import package) is installed too: the two overwrite each other's files."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7: no importlib.metadata; nothing to check with
+        return
+    for dist in metadata.distributions(**({"path": paths} if paths is not None else {})):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name == "keras-lookahead":
+            import warnings
+            warnings.warn(
+                "Two distributions install the import package keras_lookahead: lookahead-keras "
+                "(this library) and keras-lookahead {} (an unrelated project, with "
+                "Lookahead(optimizer, sync_period, slow_step)). Their files overwrite each "
+                "other. Run `pip uninstall keras-lookahead`, then `pip install "
+                "--force-reinstall lookahead-keras` (or `pip install --force-reinstall .` from "
+                "a clone).".format(dist.version), stacklevel=2)
+            return
+
+
+_check_namesake()
+
+
 def __getattr__(name):
     # LookaheadOptimizer is a class of the installed Keras; resolved on first use.
     if name == "LookaheadOptimizer":

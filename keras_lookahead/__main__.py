@@ -1,8 +1,8 @@
-"""``python -m keras_lookahead [compare] [options]`` and the ``keras-lookahead`` command.
+"""``python -m keras_lookahead [compare] [options]`` and the ``lookahead-keras`` command.
 
 Commands:
     compare   bare optimizers against Lookahead on a real data set (the default;
-              ``keras-lookahead compare --help``)
+              ``lookahead-keras compare --help``)
 """
 import sys
 
@@ -15,7 +15,7 @@ def main(argv=None):
         print(__doc__.strip())
         return 0
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        print("keras-lookahead: unknown command {!r}; commands: {}".format(
+        print("lookahead-keras: unknown command {!r}; commands: {}".format(
             argv[0], ", ".join(COMMANDS)), file=sys.stderr)
         return 2
     if argv[:1] == ["compare"]:

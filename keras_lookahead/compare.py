@@ -1,15 +1,18 @@
-"""``keras-lookahead compare``: bare optimizers against Lookahead on a real data set.
+"""``lookahead-keras compare``: bare optimizers against Lookahead on a real data set.
 
 Trains the same small classifier (an MLP on the flattened input) once per optimizer and seed,
 from the same initial weights and batch order for every optimizer of a seed, and reports the
 mean and spread over seeds of the final validation accuracy and loss and of the seconds per
 epoch; writes the learning curves (PNG, shaded over seeds) and every epoch's numbers (CSV,
 JSON). The data: scikit-learn's bundled digits by default (nothing is downloaded), or any
-``.npz`` holding ``x`` (samples first) and integer labels ``y``.
+``.npz`` holding ``x`` (samples first, numbers, standardized per feature on the training split)
+and labels ``y`` (integers, strings, a column of either, or one-hot rows). Bad arguments and bad
+or degenerate data (a missing file, one class, a class of one sample, NaN or inf) stop it at once
+with a one-line error and exit code 2.
 
-    keras-lookahead compare                       # digits, the default optimizers, 3 seeds
+    lookahead-keras compare                       # digits, the default optimizers, 3 seeds
     python -m keras_lookahead compare --backend torch --optimizers sgd,lookahead-sgd
-    keras-lookahead compare --data mine.npz --epochs 30 --seeds 5 --out results/
+    lookahead-keras compare --data mine.npz --epochs 30 --seeds 5 --out results/
 
 Optimizers are named ``<base>`` or ``<variant>-<base>``: base ``sgd`` (momentum 0.9) or
 ``adam``; variant ``lookahead`` (``Lookahead(k, alpha)``), ``nested``
@@ -50,9 +53,17 @@ def _optimizer_names(text):
     return names
 
 
+def _number(kind, text):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be {}. Received: {!r}".format(
+            "an integer" if kind is int else "a number", text))
+
+
 def _positive(kind):
     def parse(text):
-        value = kind(text)
+        value = _number(kind, text)
         if value <= 0:
             raise argparse.ArgumentTypeError("must be > 0. Received: {}".format(text))
         return value
@@ -60,45 +71,82 @@ def _positive(kind):
 
 
 def _fraction(text):
-    value = float(text)
+    value = _number(float, text)
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError("must be in (0, 1). Received: {}".format(text))
     return value
 
 
+def _unit(text):
+    value = _number(float, text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1]. Received: {}".format(text))
+    return value
+
+
+def _momentum(text):
+    value = _number(float, text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1). Received: {}".format(text))
+    return value
+
+
+def _widths(text):
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            "must be comma-separated integers > 0 (e.g. 64 or 128,64). Received: {!r}".format(
+                text))
+    return [int(p) for p in parts]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (``<prog>: error: ...``), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, "{}: error: {}\n".format(self.prog, message))
+
+
+def _fail(message):
+    """Refuse bad data: one line on stderr, exit code 2 (like a bad argument)."""
+    sys.stderr.write("lookahead-keras compare: error: {}\n".format(message))
+    raise SystemExit(2)
+
+
 def add_arguments(parser):
     data = parser.add_argument_group("data and model")
     data.add_argument("--data", metavar="PATH.npz",
-                      help="an .npz with arrays x (samples first) and y (integer labels); "
-                           "default: scikit-learn's bundled digits")
+                      help="an .npz with arrays x (samples first) and y (labels: integers, "
+                           "strings, or one-hot rows); default: scikit-learn's bundled digits")
     data.add_argument("--val-fraction", type=_fraction, default=0.3,
-                      help="held out for validation, stratified (default 0.3)")
-    data.add_argument("--hidden", default="64",
-                      help="hidden layer widths, comma-separated (default 64)")
+                      help="held out for validation, stratified")
+    data.add_argument("--hidden", type=_widths, default="64",
+                      help="hidden layer widths, comma-separated")
     train = parser.add_argument_group("training")
     train.add_argument("--optimizers", type=_optimizer_names,
-                       default=_optimizer_names(DEFAULT_OPTIMIZERS),
-                       help="comma-separated (default {})".format(DEFAULT_OPTIMIZERS))
-    train.add_argument("--epochs", type=_positive(int), default=20)
-    train.add_argument("--seeds", type=_positive(int), default=3)
-    train.add_argument("--batch-size", type=_positive(int), default=32)
-    train.add_argument("--sgd-lr", type=_positive(float), default=0.1)
-    train.add_argument("--sgd-momentum", type=float, default=0.9)
-    train.add_argument("--adam-lr", type=_positive(float), default=3e-3)
-    train.add_argument("--k", type=int, default=5, help="Lookahead's k (default 5)")
-    train.add_argument("--alpha", type=float, default=0.5, help="Lookahead's alpha (0.5)")
-    train.add_argument("--s", type=int, default=3, help="NestedLookahead's s (default 3)")
-    train.add_argument("--h", type=float, default=0.5, help="NestedLookahead's h (0.5)")
+                       default=DEFAULT_OPTIMIZERS,
+                       help="comma-separated <base> or <variant>-<base>")
+    train.add_argument("--epochs", type=_positive(int), default=20, help="epochs per run")
+    train.add_argument("--seeds", type=_positive(int), default=3,
+                       help="runs per optimizer, each from its own initial weights")
+    train.add_argument("--batch-size", type=_positive(int), default=32, help="batch size")
+    train.add_argument("--sgd-lr", type=_positive(float), default=0.1,
+                       help="learning rate of sgd")
+    train.add_argument("--sgd-momentum", type=_momentum, default=0.9, help="momentum of sgd")
+    train.add_argument("--adam-lr", type=_positive(float), default=3e-3,
+                       help="learning rate of adam")
+    train.add_argument("--k", type=_positive(int), default=5, help="Lookahead's k")
+    train.add_argument("--alpha", type=_unit, default=0.5, help="Lookahead's alpha")
+    train.add_argument("--s", type=_positive(int), default=3, help="NestedLookahead's s")
+    train.add_argument("--h", type=_unit, default=0.5, help="NestedLookahead's h")
     train.add_argument("--eval-weights", choices=("slow", "fast"), default="slow",
-                       help="validate Lookahead variants on their slow (default) or fast "
-                            "weights")
+                       help="validate Lookahead variants on their slow or fast weights")
     run = parser.add_argument_group("run")
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"),
-                     help="the Keras 3 backend (sets KERAS_BACKEND; default: as set, or "
+                     help="the Keras 3 backend (sets KERAS_BACKEND; unset: as set, or "
                           "Keras' own default)")
     run.add_argument("--out", default="lookahead-compare", metavar="DIR",
-                     help="where curves.png, runs.csv and summary.json go "
-                          "(default ./lookahead-compare)")
+                     help="where curves.png, runs.csv and summary.json go")
     run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -115,34 +163,71 @@ def load_data(path, val_fraction):
         digits = load_digits()
         x, y, name = digits.data, digits.target, "scikit-learn digits (8x8 images)"
     else:
-        with np.load(path) as archive:
-            missing = [key for key in ("x", "y") if key not in archive.files]
-            if missing:
-                raise SystemExit("`--data` must be an .npz with arrays x and y. Received: {} "
-                                 "with arrays {}".format(path, archive.files))
-            x, y, name = archive["x"], archive["y"], os.path.basename(path)
-    x = np.asarray(x, "float32").reshape(len(x), -1)
-    scale = float(np.abs(x).max()) or 1.0
-    x = x / scale if scale > 1.0 else x
-    y = np.asarray(y)
-    if y.ndim == 2:  # one-hot
-        y = y.argmax(axis=1)
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) \
-            and not np.all(np.equal(np.mod(y, 1), 0)):
-        raise SystemExit("`y` must hold one integer label per sample of `x`. Received: y of "
-                         "shape {} and dtype {} for {} samples".format(y.shape, y.dtype, len(x)))
-    y = y.astype("int32")
+        if not os.path.isfile(path):
+            _fail("`--data` {} is not a file".format(path))
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                files = list(archive.files)
+                if "x" not in files or "y" not in files:
+                    _fail("`--data` must be an .npz with arrays x and y. Received: {} with "
+                          "arrays {}".format(path, files))
+                x, y, name = archive["x"], archive["y"], os.path.basename(path)
+        except (OSError, ValueError, AttributeError) as error:
+            _fail("`--data` {} is not a readable .npz ({})".format(path, error))
+    try:
+        x = np.asarray(x, "float32").reshape(len(x), -1)
+    except (TypeError, ValueError):
+        _fail("`x` must hold numbers. Received: dtype {}".format(np.asarray(x).dtype))
+    if not np.isfinite(x).all():
+        _fail("`x` holds {} NaN or infinite values: clean or impute them first".format(
+            int((~np.isfinite(x)).sum())))
+    y, classes = _labels(np.asarray(y), len(x))
+    counts = np.bincount(y)
+    if len(classes) < 2:
+        _fail("`y` must hold at least two classes. Received: one class, {!r}".format(
+            classes[0] if len(classes) else None))
+    if counts.min() < 2:
+        _fail("every class needs at least two samples (one to train, one to validate). "
+              "Received: class {!r} with {}".format(classes[int(counts.argmin())],
+                                                    int(counts.min())))
     rng = np.random.RandomState(0)
     val = np.zeros(len(y), bool)
     for label in np.unique(y):
         where = rng.permutation(np.flatnonzero(y == label))
-        val[where[:int(round(val_fraction * len(where)))]] = True
-    if val.all() or not val.any():
-        raise SystemExit("`--val-fraction` {} leaves no training or no validation samples "
-                         "of {}".format(val_fraction, len(y)))
+        take = min(max(int(round(val_fraction * len(where))), 1), len(where) - 1)
+        val[where[:take]] = True
+    # standardized per feature on the training split (constant features left at 0)
+    mean = x[~val].mean(axis=0)
+    std = x[~val].std(axis=0)
+    x = (x - mean) / np.where(std > 0, std, 1.0)
     description = "{}: {} train / {} validation samples, {} features, {} classes".format(
-        name, int((~val).sum()), int(val.sum()), x.shape[1], int(y.max()) + 1)
+        name, int((~val).sum()), int(val.sum()), x.shape[1], len(classes))
     return x[~val], y[~val], x[val], y[val], description
+
+
+def _labels(y, n):
+    """``(integer labels 0..C-1, the C class names)`` from ``y``: integers (or whole-number
+    floats), strings, a column of either (shape (N, 1)), or one-hot rows."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] > 1 and len(y) == n:
+        rows = np.asarray(y, "float64") if y.dtype.kind in "biuf" else None
+        if rows is None or not (np.isin(rows, (0, 1)).all() and (rows.sum(axis=1) == 1).all()):
+            _fail("`y` of shape {} must be one-hot rows (one 1 per row). Received: other "
+                  "values".format(y.shape))
+        y = rows.argmax(axis=1)
+    if y.ndim != 1 or len(y) != n:
+        _fail("`y` must hold one label per sample of `x`. Received: y of shape {} for {} "
+              "samples".format(y.shape, n))
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(np.mod(y, 1) == 0):
+            _fail("`y` must hold integer labels (or strings). Received: float values such "
+                  "as {!r}".format(float(y[np.flatnonzero(~np.isfinite(y) | (np.mod(
+                      np.nan_to_num(y), 1) != 0))[0]])))
+    elif y.dtype.kind not in "biuUSO":
+        _fail("`y` must hold integer labels or strings. Received: dtype {}".format(y.dtype))
+    classes, index = np.unique(y.astype(str) if y.dtype.kind == "O" else y, return_inverse=True)
+    return index.astype("int32"), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
 class _EpochLog(object):
@@ -204,7 +289,7 @@ def train_one(keras, name, seed, data, args):
     keras.backend.clear_session()
     _set_seed(keras, seed)  # the same initial weights and batch order for every optimizer
     layers = [keras.layers.Input((x_train.shape[1],))]
-    layers += [keras.layers.Dense(int(w), activation="relu") for w in args.hidden.split(",")]
+    layers += [keras.layers.Dense(int(w), activation="relu") for w in args.hidden]
     layers.append(keras.layers.Dense(int(y_train.max()) + 1, activation="softmax"))
     model = keras.models.Sequential(layers)
     model.compile(optimizer=_make_optimizer(keras, name.rpartition("-")[2], args),
@@ -322,7 +407,8 @@ def run(args):
     stack = "Keras {} ({})".format(version, backend)
     config = "{} epochs, batch {}, {} seeds, hidden {}, k={}, alpha={}, s={}, h={}, " \
              "Lookahead validated on {} weights".format(
-                 args.epochs, args.batch_size, args.seeds, args.hidden, args.k, args.alpha,
+                 args.epochs, args.batch_size, args.seeds, ",".join(map(str, args.hidden)),
+                 args.k, args.alpha,
                  args.s, args.h, args.eval_weights)
     print("{} | {}\n{}".format(stack, description, config), flush=True)
     os.makedirs(args.out, exist_ok=True)
@@ -360,9 +446,12 @@ def run(args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="keras-lookahead compare", description=__doc__.split("\n\n")[0],
+    from keras_lookahead import __version__
+    parser = _Parser(
+        prog="lookahead-keras compare", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version="lookahead-keras {}".format(__version__))
     add_arguments(parser)
     args = parser.parse_args(argv)
     if args.backend is not None and os.environ.get("KERAS_BACKEND") != args.backend:

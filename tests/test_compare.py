@@ -1,4 +1,4 @@
-"""``keras-lookahead compare`` (keras_lookahead/compare.py): the README's main job.
+"""``lookahead-keras compare`` (keras_lookahead/compare.py): the README's main job.
 
 It must compare fairly (every optimizer of a seed starts from the same weights and sees the
 same batches: Lookahead with alpha = 1 and NestedLookahead with h = 1 then train exactly as the
@@ -100,37 +100,132 @@ def test_lookahead_changes_the_run(default_run, tmp_path):
                                                 "Received: 'lookahead-rmsprop'"),
     (["--optimizers", "sgd,sgd"], "each once"),
     (["--epochs", "0"], "must be > 0. Received: 0"),
+    (["--epochs", "two"], "must be an integer. Received: 'two'"),
     (["--val-fraction", "1.5"], "must be in (0, 1). Received: 1.5"),
+    (["--hidden", "abc"], "must be comma-separated integers > 0 (e.g. 64 or 128,64). "
+                          "Received: 'abc'"),
+    (["--hidden", "0"], "Received: '0'"),
+    (["--k", "0"], "argument --k: must be > 0. Received: 0"),
+    (["--s", "-1"], "argument --s: must be > 0. Received: -1"),
+    (["--alpha", "1.5"], "argument --alpha: must be in [0, 1]. Received: 1.5"),
+    (["--h", "x"], "argument --h: must be a number. Received: 'x'"),
+    (["--sgd-momentum", "1"], "must be in [0, 1). Received: 1"),
 ])
 def test_bad_arguments(argv, message, capsys):
+    """Checked when parsed, before any data is read or any training: one line, exit code 2."""
     with pytest.raises(SystemExit) as exit_:
         compare.main(argv)
     assert exit_.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("lookahead-keras compare: error: ")
 
 
-def test_bad_data_file(tmp_path):
-    path = str(tmp_path / "bad.npz")
-    np.savez(path, x=np.zeros((4, 2)), labels=np.zeros(4))
-    with pytest.raises(SystemExit, match=r"`--data` must be an \.npz with arrays x and y\. "
-                                         r"Received: .*bad\.npz with arrays \['x', 'labels'\]"):
+def test_version_and_help(capsys):
+    import keras_lookahead
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == "lookahead-keras " + keras_lookahead.__version__
+    with pytest.raises(SystemExit):
+        compare.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for option, default in (("--k", "5"), ("--hidden", "64"), ("--val-fraction", "0.3"),
+                            ("--optimizers", compare.DEFAULT_OPTIMIZERS)):
+        section = help_text[help_text.rindex(option + " "):]
+        section = section[:section.index(")") + 1]
+        assert section.count("default") == 1 and default in section.replace(" ", ""), section
+
+
+def _refused(tmp_path, capsys, message, **arrays):
+    path = str(tmp_path / "data.npz")
+    np.savez(path, **arrays)
+    with pytest.raises(SystemExit) as exit_:
         compare.load_data(path, 0.3)
-    np.savez(path, x=np.zeros((4, 2)), y=np.array([0.5, 1, 0, 1]))
-    with pytest.raises(SystemExit, match=r"`y` must hold one integer label per sample"):
-        compare.load_data(path, 0.3)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
 
 
-def test_split_is_stratified_and_scaled(tmp_path):
-    """Images are flattened and scaled to [0, 1], one-hot labels become integers, and each
-    class gives the same share to validation."""
+def test_bad_data_is_refused(tmp_path, capsys):
+    """Each a one-line error, exit code 2, before any training."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(12, 3)
+    with pytest.raises(SystemExit) as exit_:
+        compare.load_data(str(tmp_path / "missing.npz"), 0.3)
+    assert exit_.value.code == 2 and "is not a file" in capsys.readouterr().err
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(SystemExit):
+        compare.load_data(str(tmp_path / "text.npz"), 0.3)
+    assert "is not a readable .npz" in capsys.readouterr().err
+    _refused(tmp_path, capsys, "must be an .npz with arrays x and y. Received: ",
+             x=x, labels=np.zeros(12))
+    _refused(tmp_path, capsys, "must hold integer labels (or strings). Received: float values "
+                               "such as 0.5", x=x, y=np.array([0.5] + [1.0] * 11))
+    _refused(tmp_path, capsys, "at least two classes. Received: one class, 3",
+             x=x, y=np.full(12, 3))
+    _refused(tmp_path, capsys, "at least two samples (one to train, one to validate). "
+                               "Received: class 1 with 1", x=x, y=np.array([0] * 11 + [1]))
+    _refused(tmp_path, capsys, "at least two classes", x=x[:1], y=np.array([0]))
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    bad[4, 0] = np.inf
+    _refused(tmp_path, capsys, "`x` holds 2 NaN or infinite values",
+             x=bad, y=np.arange(12) % 2)
+    _refused(tmp_path, capsys, "must hold one label per sample of `x`. Received: y of shape "
+                               "(11,) for 12 samples", x=x, y=np.arange(11) % 2)
+    _refused(tmp_path, capsys, "must be one-hot rows", x=x, y=rng.rand(12, 3))
+
+
+def test_labels_of_every_form(tmp_path):
+    """Integer labels as a column (N, 1) are labels, not one-hot; strings map to integers in
+    sorted order; one-hot rows become their index."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(12, 3)
+    for y, classes in ((np.arange(12).reshape(-1, 1) % 3, 3),
+                       (np.array(["cat", "dog"] * 6), 2),
+                       (np.array(["b", "a", "c"] * 4).reshape(-1, 1), 3),
+                       (np.eye(4)[np.arange(12) % 4], 4)):
+        path = str(tmp_path / "data.npz")
+        np.savez(path, x=x, y=y)
+        _, y_train, _, y_val, description = compare.load_data(path, 0.3)
+        assert "{} classes".format(classes) in description
+        assert sorted(set(y_train.tolist()) | set(y_val.tolist())) == list(range(classes))
+        assert set(y_train.tolist()) == set(range(classes))  # every class trains
+
+
+def test_split_is_stratified_and_standardized(tmp_path):
+    """Images are flattened, features standardized on the training split, and each class gives
+    the same share to validation."""
     path = str(tmp_path / "images.npz")
     rng = np.random.RandomState(0)
-    np.savez(path, x=rng.randint(0, 256, size=(48, 4, 4)), y=np.eye(4)[np.arange(48) % 4])
+    x = rng.randint(0, 256, size=(48, 4, 4)).astype("float32")
+    x[:, 0, 0] *= 100.0  # one feature on another scale: a global maximum would squash the rest
+    np.savez(path, x=x, y=np.eye(4)[np.arange(48) % 4])
     x_train, y_train, x_val, y_val, description = compare.load_data(path, 0.25)
     assert x_train.shape == (36, 16) and x_val.shape == (12, 16)
-    assert 0.9 < max(x_train.max(), x_val.max()) <= 1.0
+    np.testing.assert_allclose(x_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(x_train.std(axis=0), 1, atol=1e-4)
     assert np.bincount(y_val).tolist() == [3, 3, 3, 3]
     assert "36 train / 12 validation samples, 16 features, 4 classes" in description
+
+
+def test_namesake_distribution_warns(tmp_path):
+    """With the registry's keras-lookahead installed too, the import warns, naming both."""
+    import keras_lookahead
+    info = tmp_path / "keras_lookahead-0.9.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: keras-lookahead\n"
+                                   "Version: 0.9.0\n")
+    if sys.version_info < (3, 8):
+        pytest.skip("importlib.metadata is Python 3.8+: the check is off on 3.7")
+    with pytest.warns(UserWarning, match=r"lookahead-keras \(this library\) and "
+                                         r"keras-lookahead 0\.9\.0"):
+        keras_lookahead._check_namesake([str(tmp_path)])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keras_lookahead._check_namesake([str(tmp_path / "nothing")])
 
 
 def test_module_command_and_backend(default_run, tmp_path):
