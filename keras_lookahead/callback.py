@@ -4,6 +4,7 @@ import weakref
 import numpy as np
 
 from keras_lookahead import _rule, compat
+from keras_lookahead.compat._slots import pieces
 from keras_lookahead._validation import check_alpha, check_int, check_k
 
 
@@ -190,19 +191,11 @@ class LookaheadCallback(_Callback):
                                      [self.slow[i] for i in indices])
 
 
-def _chunks(arrays, limit=1 << 24):
-    """Indices of ``arrays`` in consecutive groups of at most ``limit`` bytes (16 MiB; or one
-    array): a sync reads, computes and writes one group at a time, so its temporaries on the
-    host are one group's, not a copy of the whole model."""
-    group, size = [], 0
-    for i, a in enumerate(arrays):
-        if group and size + a.nbytes > limit:
-            yield group
-            group, size = [], 0
-        group.append(i)
-        size += a.nbytes
-    if group:
-        yield group
+def _chunks(arrays):
+    """Indices of ``arrays`` in groups of at most 16 MiB (or one array): a sync reads,
+    computes and writes one group at a time, so its temporaries on the host are one group's,
+    not a copy of the whole model."""
+    return pieces([a.nbytes for a in arrays], 1 << 24)
 
 
 class ValidateOnSlowWeights(_Callback):

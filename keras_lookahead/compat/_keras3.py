@@ -23,7 +23,8 @@ import keras
 from keras import ops
 
 from keras_lookahead import _rule
-from keras_lookahead.compat._slots import SlotTable
+from keras_lookahead.compat import _slots
+from keras_lookahead.compat._slots import SlotTable, pieces
 from keras_lookahead._patch import Patch
 
 
@@ -72,6 +73,14 @@ def _cond(pred, true_fn, false_fn):
     if _concrete(pred):
         return true_fn() if bool(pred) else false_fn()
     return ops.cond(pred, true_fn, false_fn)
+
+
+def _nbytes(variable):
+    try:
+        itemsize = np.dtype(variable.dtype).itemsize
+    except TypeError:  # bfloat16 and the like: no numpy dtype
+        itemsize = 2 if "16" in str(variable.dtype) else 4
+    return int(np.prod(variable.shape)) * itemsize
 
 
 def _values(variables):
@@ -261,11 +270,15 @@ class Keras3State(SlotTable):
                 [_values(slows) for slows in slow_levels], steps, syncs, _values(momentum),
                 _values(cached), self.pullback), lambda: tf.constant(False))
             return
-        variables = [v for i in range(len(weights)) for v in group(i)]
+        width = len(group(0))
+        chunks = list(pieces([width * _nbytes(w) for w in weights], _slots.PIECE_BYTES))
 
         def sync():
-            for v, value in zip(variables, synced(range(len(weights)))):
-                v.assign(value)
+            # in pieces (the new values are new buffers): one piece's are alive at a time
+            for indices in chunks:
+                variables = [v for i in indices for v in group(i)]
+                for v, value in zip(variables, synced(indices)):
+                    v.assign(value)
 
         if len(self.levels) == 1 and self.pullback == "none":
             fused = _FUSED_SYNC.get(keras.backend.backend())

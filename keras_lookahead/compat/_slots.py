@@ -1,4 +1,24 @@
-"""What every adapter's state shares: the table from a trainable weight to its slow copies."""
+"""What every adapter's state shares: the table from a trainable weight to its slow copies, and
+how a sync splits the weights into pieces."""
+
+# A sync that does not write in place (XLA's outputs, TensorFlow's or an eager backend's
+# temporaries) goes over the weights in pieces of at most this many bytes, one after the other:
+# one piece's new buffers are alive at a time, not the whole model's.
+PIECE_BYTES = 1 << 26  # 64 MiB
+
+
+def pieces(sizes, limit):
+    """Indices ``0 .. len(sizes) - 1`` in consecutive groups whose ``sizes`` add up to at most
+    ``limit`` (a group holds at least one index)."""
+    group, total = [], 0
+    for i, size in enumerate(sizes):
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(i)
+        total += size
+    if group:
+        yield group
 
 
 class SlotTable(object):

@@ -18,7 +18,8 @@ reach the variables through one tensor of their resource handles, packed once, e
 import tensorflow as tf
 
 from keras_lookahead import _rule
-from keras_lookahead.compat._slots import SlotTable
+from keras_lookahead.compat import _slots
+from keras_lookahead.compat._slots import SlotTable, pieces
 
 
 class TFState(SlotTable):
@@ -378,7 +379,7 @@ def sync_levels_branch(reach, cache, weights, slow_levels, steps, syncs, momentu
     it did): each outcome is its own branch, chosen by a ``tf.cond`` per level, whose body knows
     which levels sync and writes what it changes (no new values passed out of a cond: every
     weight's temporaries would be alive at once). The weights go in chunks of at most
-    ``_CHUNK_BYTES``, one after the other: a write makes a new buffer (XLA's outputs, TensorFlow's
+    ``_slots.PIECE_BYTES``, one after the other: a write makes a new buffer (XLA's outputs, TensorFlow's
     temporaries), and one chunk's are alive at a time, not the whole model's (two levels in one
     piece: +1.1 - 1.7x the weights' bytes of peak memory, measured). ``momentum`` / ``cached``:
     per weight, the inner optimizer's momentum and its cached copy (``pullback``)."""
@@ -459,27 +460,16 @@ def sync_levels_branch(reach, cache, weights, slow_levels, steps, syncs, momentu
     return branch_for(0)
 
 
-_CHUNK_BYTES = 1 << 26  # 64 MiB of weights per piece of a sync
-
-
 def _static_cond(pred, true_fn, false_fn):
     """``cond`` for :func:`_rule.synced_values` where which levels sync is known when tracing."""
     return true_fn() if pred else false_fn()
 
 
 def _chunked(weights, copies):
-    """Indices of ``weights`` in consecutive groups whose weights and their ``copies - 1``
-    copies hold at most ``_CHUNK_BYTES`` (or one weight)."""
-    group, size = [], 0
-    for i, w in enumerate(weights):
-        nbytes = copies * int(w.shape.num_elements() or 0) * w.dtype.base_dtype.size
-        if group and size + nbytes > _CHUNK_BYTES:
-            yield group
-            group, size = [], 0
-        group.append(i)
-        size += nbytes
-    if group:
-        yield group
+    """Indices of ``weights`` in consecutive groups whose weights, each with ``copies - 1``
+    copies, hold at most ``_slots.PIECE_BYTES`` (or one weight)."""
+    return pieces([copies * int(w.shape.num_elements() or 0) * w.dtype.base_dtype.size
+                   for w in weights], _slots.PIECE_BYTES)
 
 
 def _branch(get, cache, key, body, variables):
