@@ -27,9 +27,9 @@ def _check_namesake(paths=None):
         from importlib import metadata
     except ImportError:  # Python 3.7: no importlib.metadata; nothing to check with
         return
-    for dist in metadata.distributions(**({"path": paths} if paths is not None else {})):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name == "keras-lookahead":
+    where = {"path": paths} if paths is not None else {}
+    for dist in metadata.distributions(name="keras-lookahead", **where):
+        if (dist.metadata["Name"] or "").lower().replace("_", "-") == "keras-lookahead":
             import warnings
             warnings.warn(
                 "Two distributions install the import package keras_lookahead: lookahead-keras "
