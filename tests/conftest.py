@@ -21,9 +21,10 @@ COMPILE_VARIANTS = {
 
 def pytest_addoption(parser):
     group = parser.getgroup("keras stack")
-    group.addoption("--keras", choices=["tf", "standalone", "keras3"], default="tf",
-                    help="tf.keras (default; tf_keras under TF_USE_LEGACY_KERAS=1), standalone "
-                         "Keras 2.2/2.3, or Keras 3 on KERAS_BACKEND")
+    group.addoption("--keras", choices=["tf", "standalone", "keras3"], default=None,
+                    help="tf.keras (tf_keras under TF_USE_LEGACY_KERAS=1), standalone Keras "
+                         "2.2/2.3, or Keras 3 on KERAS_BACKEND; default: keras3 if the installed "
+                         "keras is 3.x and TF_USE_LEGACY_KERAS is not set, else tf")
     group.addoption("--legacy-optimizer", action="store_true",
                     help="tf.keras 2.11+: use keras.optimizers.legacy")
     group.addoption("--tf-mode", choices=["default", "eager", "v2", "graph"], default="default",
@@ -33,11 +34,31 @@ def pytest_addoption(parser):
                     help="extra compile() arguments that pick fit's code path")
 
 
+def installed_family(environ=None):
+    """``--keras`` when it is not given: Keras 3 if the installed ``keras`` distribution is 3.x
+    (a ``pip install .[test]`` next to Keras 3 runs as it should) and TF_USE_LEGACY_KERAS does
+    not ask for tf_keras; else tf.keras. Read from the installed metadata, without importing
+    Keras (TF1 modes must be set before TensorFlow builds anything)."""
+    import os
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true"):
+        return "tf"
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7: no Keras 3 there
+        return "tf"
+    try:
+        major = int(metadata.version("keras").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return "tf"
+    return "keras3" if major >= 3 else "tf"
+
+
 class Stack(object):
     """The Keras under test and what the tests need from it."""
 
     def __init__(self, config):
-        self.family = config.getoption("--keras")
+        self.family = config.getoption("--keras") or installed_family()
         self.legacy_optimizer = config.getoption("--legacy-optimizer")
         self.compile_kwargs = COMPILE_VARIANTS[config.getoption("--compile")]
         if self.family == "keras3":

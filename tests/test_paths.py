@@ -80,3 +80,17 @@ def test_gradient_accumulation_counts_applied_updates(stack, data):
     assert_weights(model, expected)
     plain = train_reference(MLPReference(w0, lr=0.1, momentum=0.9, accumulate=2), x, y)
     assert max_gap(expected, plain) > STEPS_APART
+
+
+def test_default_keras_is_the_installed_one(stack):
+    """Without --keras the suite runs on the installed Keras: Keras 3 if keras is 3.x, tf.keras
+    (tf_keras) when TF_USE_LEGACY_KERAS asks for it or keras is 2.x."""
+    from conftest import installed_family
+    assert installed_family({"TF_USE_LEGACY_KERAS": "1"}) == "tf"
+    try:
+        from importlib import metadata
+        major = int(metadata.version("keras").split(".")[0])
+    except Exception as error:  # Python 3.7, or no keras distribution
+        assert installed_family({}) == "tf", error
+        return
+    assert installed_family({}) == ("keras3" if major >= 3 else "tf")
