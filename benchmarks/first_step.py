@@ -22,11 +22,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import fresh_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -86,14 +87,10 @@ def variants():
 
 
 def run_child(variant, args):
-    command = [sys.executable, os.path.abspath(__file__), "--child", variant, "--model",
-               args.model, "--k", str(args.k), "--alpha", str(args.alpha), "--batch-size",
-               str(args.batch_size)]
-    out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True)
-    if out.returncode:
-        raise SystemExit("{} failed:\n{}".format(variant, out.stderr[-3000:]))
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    return fresh_process.run(
+        os.path.abspath(__file__),
+        ["--child", variant, "--model", args.model, "--k", args.k, "--alpha", args.alpha,
+         "--batch-size", args.batch_size], variant)["seconds"]
 
 
 def main():

@@ -23,10 +23,11 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 
 import numpy as np
+
+import fresh_process
 
 VARIANTS = ("bare", "inject", "wrapper", "nested", "callback")
 EXPECTED = {"inject": 1, "wrapper": 1, "nested": 2, "callback": 1}
@@ -62,14 +63,10 @@ def child(variant, width, depth, epochs, steps, k):
 
 def run_child(variant, size, args):
     width, depth = size
-    command = [sys.executable, os.path.abspath(__file__), "--child", variant, "--sizes",
-               "{}x{}".format(width, depth), "--epochs", str(args.epochs), "--steps",
-               str(args.steps), "--k", str(args.k)]
-    out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True)
-    if out.returncode:
-        raise SystemExit("{} {} failed:\n{}".format(variant, size, out.stderr[-3000:]))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return fresh_process.run(
+        os.path.abspath(__file__),
+        ["--child", variant, "--sizes", "{}x{}".format(width, depth), "--epochs", args.epochs,
+         "--steps", args.steps, "--k", args.k], "{} {}".format(variant, size))
 
 
 def parse_sizes(text):
