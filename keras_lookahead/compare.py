@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+PROG = "lookahead-keras compare"
 BASES = ("sgd", "adam")
 VARIANTS = ("lookahead", "nested", "pullback", "reset")
 DEFAULT_OPTIMIZERS = "sgd,lookahead-sgd,nested-sgd,pullback-sgd,adam,lookahead-adam"
@@ -61,34 +62,23 @@ def _number(kind, text):
             "an integer" if kind is int else "a number", text))
 
 
-def _positive(kind):
+def _checked(kind, rule, ok):
+    """An argparse type: ``text`` as ``kind``, refused unless ``ok(value)`` ("must be {rule}")."""
     def parse(text):
         value = _number(kind, text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError("must be > 0. Received: {}".format(text))
+        if not ok(value):
+            raise argparse.ArgumentTypeError("must be {}. Received: {}".format(rule, text))
         return value
     return parse
 
 
-def _fraction(text):
-    value = _number(float, text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError("must be in (0, 1). Received: {}".format(text))
-    return value
+def _positive(kind):
+    return _checked(kind, "> 0", lambda v: v > 0)
 
 
-def _unit(text):
-    value = _number(float, text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be in [0, 1]. Received: {}".format(text))
-    return value
-
-
-def _momentum(text):
-    value = _number(float, text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError("must be in [0, 1). Received: {}".format(text))
-    return value
+_fraction = _checked(float, "in (0, 1)", lambda v: 0.0 < v < 1.0)
+_unit = _checked(float, "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+_momentum = _checked(float, "in [0, 1)", lambda v: 0.0 <= v < 1.0)
 
 
 def _widths(text):
@@ -109,7 +99,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _fail(message):
     """Refuse bad data: one line on stderr, exit code 2 (like a bad argument)."""
-    sys.stderr.write("lookahead-keras compare: error: {}\n".format(message))
+    sys.stderr.write("{}: error: {}\n".format(PROG, message))
     raise SystemExit(2)
 
 
@@ -448,7 +438,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     from keras_lookahead import __version__
     parser = _Parser(
-        prog="lookahead-keras compare", description=__doc__.split("\n\n")[0],
+        prog=PROG, description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version",
                         version="lookahead-keras {}".format(__version__))
