@@ -9,8 +9,8 @@ of it on plain ``tf.Variable`` pairs are timed, interleaved, per call:
 - ``per_variable_xla``: the same function compiled with XLA (``jit_compile=True``);
 - ``one_variable``: all parameters in one fast and one slow variable: the memory traffic alone;
 - ``lookahead_xla`` and ``lookahead_plain``: for comparison, Lookahead's own sync branch
-  (``compat._tf.sync_branch``, as the train step runs it: in a ``tf.cond``, through the packed
-  handles) on the per-variable pairs, as one XLA-compiled function and as plain ops.
+  (``compat._tf.sync_levels_branch``, as the train step runs it: in a ``tf.cond``, through the
+  packed handles) on the per-variable pairs, as one XLA-compiled function and as plain ops.
 
 The difference between the first two and the last is the executor's cost per variable, the floor
 under the sync of a model with many variables; divided by k steps, it is the least a sync at k
@@ -78,7 +78,7 @@ def tensorflow_functions(shape_list, alpha):
             available = _tf._xla_available
             _tf._xla_available = lambda: xla
             try:
-                branch = _tf.sync_branch(reach, cache, fast, slow, alpha)
+                branch = _tf.sync_levels_branch(reach, cache, fast, [slow], [alpha], [None])
             finally:
                 _tf._xla_available = available
             return tf.cond(tf.constant(True), branch, lambda: tf.constant(True))

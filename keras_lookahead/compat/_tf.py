@@ -366,11 +366,6 @@ def copy_branch(reach, cache, targets, sources):
     return _branch(get, cache, None, copy, targets + unique)
 
 
-def sync_branch(reach, cache, weights, slows, alpha):
-    """A ``tf.cond`` branch running the one-level sync of ``weights`` with their ``slows``."""
-    return sync_levels_branch(reach, cache, weights, [slows], [alpha], [None])
-
-
 def sync_levels_branch(reach, cache, weights, slow_levels, steps, syncs, momentum=(),
                        cached=(), pullback="none"):
     """The ``tf.cond`` branch of a sync (level 0 syncs), for any number of levels and pullback.
@@ -378,11 +373,12 @@ def sync_levels_branch(reach, cache, weights, slow_levels, steps, syncs, momentu
     Level ``i >= 1`` syncs too where the bool tensor ``syncs[i]`` says so (and every level below
     it did): each outcome is its own branch, chosen by a ``tf.cond`` per level, whose body knows
     which levels sync and writes what it changes (no new values passed out of a cond: every
-    weight's temporaries would be alive at once). The weights go in chunks of at most
-    ``_slots.PIECE_BYTES``, one after the other: a write makes a new buffer (XLA's outputs, TensorFlow's
-    temporaries), and one chunk's are alive at a time, not the whole model's (two levels in one
-    piece: +1.1 - 1.7x the weights' bytes of peak memory, measured). ``momentum`` / ``cached``:
-    per weight, the inner optimizer's momentum and its cached copy (``pullback``)."""
+    weight's temporaries would be alive at once). The weights go in pieces of at most
+    ``_slots.PIECE_BYTES``, one after the other: a write makes a new buffer (XLA's outputs,
+    TensorFlow's temporaries), and one piece's are alive at a time, not the whole model's (two
+    levels in one piece: +1.1 - 1.7x the weights' bytes of peak memory, measured).
+    ``momentum`` / ``cached``: per weight, the inner optimizer's momentum and its cached copy
+    (``pullback``)."""
     levels = len(slow_levels)
     momentum, cached = list(momentum), list(cached)
 
