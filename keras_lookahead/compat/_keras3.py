@@ -289,8 +289,9 @@ class Keras3State(SlotTable):
     def _select_after_apply(self, syncs, groups, synced):
         """JAX: no assignment inside a branch, so the sync computes values, assigned after it.
         ``groups``: per weight, its variables; ``synced(indices)``: the new values of the groups
-        of ``indices``, in order. Under jit the sync is the body of a loop that runs at most
-        once (:func:`_run_if`); outside jit (``run_eagerly``) it is one jitted call."""
+        of ``indices``, in order. Under jit the sync is the body of loops that run at most
+        once (:func:`_run_if`), one per piece of the model; outside jit (``run_eagerly``) it is
+        one jitted call."""
         sync = syncs[0]
         flat = [v for g in groups for v in g]
         if _concrete(sync):
@@ -298,9 +299,15 @@ class Keras3State(SlotTable):
                 for v, value in zip(flat, self._eager_sync(syncs, flat, synced, len(groups))):
                     v.assign(value)
             return
-        new = _run_if(sync, flat, lambda: synced(range(len(groups))))
-        for v, value in zip(flat, new):
-            v.assign(value)
+        # one loop per piece: the body's temporaries are one piece's, not the model's (one loop
+        # over 50M weights: +62 MB of XLA temporaries over the bare step, 0.3x the weights;
+        # in pieces: none, measured with ``memory_analysis``: docs/design.md)
+        for indices in pieces([len(groups[0]) * _nbytes(g[0]) for g in groups],
+                              _slots.PIECE_BYTES):
+            part = [v for i in indices for v in groups[i]]
+            new = _run_if(sync, part, lambda indices=indices: synced(indices))
+            for v, value in zip(part, new):
+                v.assign(value)
 
     def _eager_sync(self, syncs, flat, synced, n):
         """``synced(range(n))`` as one jitted call of the variables' values (made once per
