@@ -299,11 +299,10 @@ class Keras3State(SlotTable):
                 for v, value in zip(flat, self._eager_sync(syncs, flat, synced, len(groups))):
                     v.assign(value)
             return
-        # one loop per piece: the body's temporaries are one piece's, not the model's (one loop
-        # over 50M weights: +62 MB of XLA temporaries over the bare step, 0.3x the weights;
-        # in pieces: none, measured with ``memory_analysis``: docs/design.md)
-        for indices in pieces([len(groups[0]) * _nbytes(g[0]) for g in groups],
-                              _slots.PIECE_BYTES):
+        # one loop per piece of at most _LOOP_BYTES: XLA allots a loop's body temporaries for
+        # a few of its weights at once (one loop over 50M weights: +62 MB over the bare step,
+        # 0.3x the weights; one loop per weight: none; measured: docs/design.md)
+        for indices in pieces([len(groups[0]) * _nbytes(g[0]) for g in groups], _LOOP_BYTES):
             part = [v for i in indices for v in groups[i]]
             new = _run_if(sync, part, lambda indices=indices: synced(indices))
             for v, value in zip(part, new):
@@ -333,6 +332,9 @@ class Keras3State(SlotTable):
         new = values if _concrete(first) else _run_if(first, slows, lambda: values)
         for s, value in zip(slows, new):
             s.assign(value)
+
+
+_LOOP_BYTES = 1 << 22  # 4 MiB: the weights of one sync loop on JAX (:meth:`_select_after_apply`)
 
 
 def _run_if(pred, variables, compute):
