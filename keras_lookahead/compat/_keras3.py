@@ -170,7 +170,7 @@ class Keras3State(SlotTable):
         self._pending = {key: (w, [_copy(s) for s in slows])
                          for key, (w, slows) in self._slots.items()}
         for v in [self.counter] + [s for _, slows in self._slots.values() for s in slows]:
-            self.optimizer._untrack_variable(v)
+            _untrack(self.optimizer, v)
         self.optimizer, self.counter, self._slots = None, None, {}
         # what was built on those variables (packed handles, compiled branches) goes with them
         self._compiled, self._jitted = {}, {}
@@ -334,6 +334,25 @@ class Keras3State(SlotTable):
             s.assign(value)
 
 
+def _untrack(optimizer, variable):
+    """Take ``variable`` out of ``optimizer.variables``. Keras 3.0 - 3.2 have no
+    ``_untrack_variable``; their optimizers never lock the tracker, so untracking there is the
+    tracker's own ``untrack``."""
+    untrack = getattr(optimizer, "_untrack_variable", None)
+    if untrack is not None:
+        untrack(variable)
+    else:
+        optimizer._tracker.untrack(variable)
+
+
+def _raw_iterations(optimizer):
+    """The optimizer's count of ``apply`` calls: ``_iterations`` from Keras 3.5 (where
+    ``iterations`` counts applied updates under gradient accumulation), ``iterations`` before
+    (which counted every call)."""
+    raw = getattr(optimizer, "_iterations", None)
+    return optimizer.iterations if raw is None else raw
+
+
 _LOOP_BYTES = 1 << 22  # 4 MiB: the weights of one sync loop on JAX (:meth:`_select_after_apply`)
 
 
@@ -400,12 +419,12 @@ def momentum_variables(optimizer, pullback):
 def update_applied(optimizer):
     """Called right after ``optimizer.apply``: whether it applied an update. None when every
     call does; with ``gradient_accumulation_steps = n``, a bool tensor, true on every n-th call
-    (the raw call counter ``_iterations``, already incremented, is a multiple of n). Read after
+    (the raw call counter, already incremented, is a multiple of n). Read after
     the call only: a value read before it can alias the live counter under ``torch.compile``."""
     n = optimizer.gradient_accumulation_steps
     if not n:
         return None
-    return ops.equal(ops.mod(optimizer._iterations, n), 0)
+    return ops.equal(ops.mod(_raw_iterations(optimizer), n), 0)
 
 
 def _apply_hook(original, optimizer, state):
