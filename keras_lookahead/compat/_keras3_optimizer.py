@@ -68,6 +68,15 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
         self.k, self.alpha, self.pullback = k, alpha, pullback
         self._lookahead = Keras3State(((k, alpha),), pullback=pullback)
 
+    @InnerPassThrough.iterations.setter
+    def iterations(self, variable):
+        if "inner_optimizer" not in vars(self):
+            # Keras 3.0 - 3.4: the base class's __init__ sets its own counter as `iterations`
+            # (later ones as `_iterations`); the wrapper keeps it, and counts nothing with it.
+            self._own_iterations = variable
+            return
+        self.inner_optimizer.iterations = variable
+
     def build(self, var_list):
         var_list = list(var_list)
         if not self.inner_optimizer.built:
