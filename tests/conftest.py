@@ -159,6 +159,10 @@ class Stack(object):
         h = layers.BatchNormalization()(inp) if batchnorm else inp
         hidden = layers.Dense(3, activation="tanh", trainable=not frozen_hidden)
         out = layers.Dense(1)(hidden(h))
+        if frozen_hidden:
+            # Keras 3.0 and 3.1 ignore `trainable=False` given to the constructor once the layer
+            # builds its weights (fit trains them, bare Keras too): freeze the built layer again.
+            hidden.trainable = False
         model = self.keras.models.Model(inp, out)
         if weights is not None:
             model.set_weights(weights)
