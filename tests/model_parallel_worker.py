@@ -58,8 +58,11 @@ def main():
     layouts = keras.distribution.LayoutMap(mesh)
     layouts["dense_.*kernel"] = (None, "model")
     layouts["dense_.*bias"] = ("model",)
-    keras.distribution.set_distribution(
-        keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="batch"))
+    try:
+        distribution = keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="batch")
+    except TypeError:  # Keras 3.0 - 3.3: ModelParallel(device_mesh, layout_map, ...)
+        distribution = keras.distribution.ModelParallel(mesh, layouts, batch_dim_name="batch")
+    keras.distribution.set_distribution(distribution)
     model, slows = train(keras, api, initial, x, y)
     import keras_lookahead
     result = {"counter": np.asarray(keras_lookahead.get_state(model)[0]),
