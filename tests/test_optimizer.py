@@ -48,9 +48,26 @@ def test_clear_error_where_unsupported(stack):
         assert wrapper(stack.sgd(0.1)).k == 5
         return
     with pytest.raises(keras_lookahead.UnsupportedVersionError,
-                       match=r"LookaheadOptimizer needs Keras 3\.8 - 3\.15, tf\.keras in "
+                       match=r"LookaheadOptimizer needs Keras 3\.\d+ - 3\.\d+, tf\.keras in "
                              r"TensorFlow 2\.0 - 2\.15 .*found TensorFlow 1\.\d+.*inject"):
         wrapper("sgd")
+
+
+def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
+    """On a Keras 3 outside the table, ``from keras_lookahead import LookaheadOptimizer`` works
+    (a script importing it must not fail before it runs); making one, or loading one from a
+    config, raises UnsupportedVersionError naming the version found and the table."""
+    if stack.family != "keras3":
+        pytest.skip("the Keras 3 range (other stacks: test_clear_error_where_unsupported)")
+    from keras_lookahead import compat
+    monkeypatch.setattr(compat, "_KERAS3_RANGE", ((9, 0), (9, 0)))
+    from keras_lookahead import LookaheadOptimizer
+    for use in (lambda: LookaheadOptimizer("sgd", k=3), lambda: LookaheadOptimizer.from_config(
+            {"optimizer": "sgd", "k": 3, "alpha": 0.5})):
+        with pytest.raises(keras_lookahead.UnsupportedVersionError) as err:
+            use()
+        assert "Keras " + stack.keras.__version__ in str(err.value)
+        assert keras_lookahead.supported_table() in str(err.value)
 
 
 def test_wrapped_optimizer_family(wrapped):

@@ -12,20 +12,27 @@ import sys
 
 from packaging.version import Version
 
-# What the tox matrix proves (tox.ini has one env per row and version); shown in errors and README.
-SUPPORTED = (
-    ("standalone Keras", "2.2.4 - 2.3.1", "TensorFlow 1.14 - 1.15", "3.7"),
-    ("tf.keras", "TensorFlow 1.14 - 2.15", "TensorFlow", "3.7; 3.11 from TF 2.12"),
-    ("tf_keras", "2.16 - 2.21", "TensorFlow 2.16 - 2.21", "3.11"),
-    ("Keras 3", "3.8 - 3.15", "TensorFlow, JAX, PyTorch", "3.11"),
-)
-
 # Version ranges, inclusive, compared on (major, minor) unless a patch is given.
 _STANDALONE_RANGE = (Version("2.2.4"), Version("2.3.1"))
 _TF_FOR_STANDALONE = ((1, 14), (1, 15))
 _TF_KERAS_RANGE = ((1, 14), (2, 15))  # tf.keras, in tensorflow (to 2.5) or the keras package
 _TF_KERAS_PACKAGE_RANGE = ((2, 16), (2, 21))  # tf_keras, TF_USE_LEGACY_KERAS=1
 _KERAS3_RANGE = ((3, 8), (3, 15))
+
+
+def _keras3_range_text():
+    """``_KERAS3_RANGE`` as the table shows it, e.g. ``3.8 - 3.15``."""
+    (low_major, low_minor), (high_major, high_minor) = _KERAS3_RANGE
+    return "{}.{} - {}.{}".format(low_major, low_minor, high_major, high_minor)
+
+
+# What the tox matrix proves (tox.ini has one env per row and version); shown in errors and README.
+SUPPORTED = (
+    ("standalone Keras", "2.2.4 - 2.3.1", "TensorFlow 1.14 - 1.15", "3.7"),
+    ("tf.keras", "TensorFlow 1.14 - 2.15", "TensorFlow", "3.7; 3.11 from TF 2.12"),
+    ("tf_keras", "2.16 - 2.21", "TensorFlow 2.16 - 2.21", "3.11"),
+    ("Keras 3", _keras3_range_text(), "TensorFlow, JAX, PyTorch", "3.11"),
+)
 
 
 class UnsupportedVersionError(RuntimeError):
@@ -205,13 +212,34 @@ def register_optimizer():
         pass
 
 
+def _unavailable(error):
+    """A stand-in ``LookaheadOptimizer`` for a stack this release has none for: importing it
+    works (``from keras_lookahead import LookaheadOptimizer``, a module that only mentions it);
+    making one, or loading one from a config, raises ``error()``, an UnsupportedVersionError."""
+
+    class LookaheadOptimizer(object):
+        def __new__(cls, *args, **kwargs):
+            raise error()
+
+        @classmethod
+        def from_config(cls, config, custom_objects=None):
+            raise error()
+
+    LookaheadOptimizer.__module__ = "keras_lookahead"
+    LookaheadOptimizer.__qualname__ = "LookaheadOptimizer"
+    LookaheadOptimizer.__doc__ = (
+        "Unavailable on this stack: making one raises UnsupportedVersionError.")
+    return LookaheadOptimizer
+
+
 def lookahead_optimizer_class():
     """The ``LookaheadOptimizer`` class for the installed Keras (tf.keras: the class of its
-    default optimizer family; it turns into ``LegacyLookaheadOptimizer`` around a legacy one)."""
+    default optimizer family; it turns into ``LegacyLookaheadOptimizer`` around a legacy one).
+    Where this release has none, a stand-in that raises UnsupportedVersionError when used."""
     if _keras3_installed():
         version = _installed_keras_version()
         if not _in_range(str(version), _KERAS3_RANGE):
-            raise _unsupported("Keras {}".format(version))
+            return _unavailable(lambda: _unsupported("Keras {}".format(version)))
         from keras_lookahead.compat import _keras3_optimizer
         return _keras3_optimizer.LookaheadOptimizer
     try:
@@ -222,12 +250,12 @@ def lookahead_optimizer_class():
         found = "TensorFlow {}".format(tf_version) if tf_version else "no TensorFlow"
         if _legacy_keras_selected():
             found += " with TF_USE_LEGACY_KERAS=1"
-        raise UnsupportedVersionError(
-            "LookaheadOptimizer needs Keras 3.8 - 3.15, tf.keras in TensorFlow 2.0 - 2.15 or "
+        return _unavailable(lambda: UnsupportedVersionError(
+            "LookaheadOptimizer needs Keras {}, tf.keras in TensorFlow 2.0 - 2.15 or "
             "tf_keras 2.16 - 2.21 in this release; found {}. On TensorFlow 1.x and standalone "
             "Keras, use Lookahead(k, alpha).inject(model) after compile, or "
             "keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n{}".format(
-                found, supported_table()))
+                _keras3_range_text(), found, supported_table())))
     from keras_lookahead.compat import _tf_optimizer
     return _tf_optimizer.LookaheadOptimizer
 
