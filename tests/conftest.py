@@ -159,10 +159,12 @@ class Stack(object):
         h = layers.BatchNormalization()(inp) if batchnorm else inp
         hidden = layers.Dense(3, activation="tanh", trainable=not frozen_hidden)
         out = layers.Dense(1)(hidden(h))
-        if frozen_hidden:
-            # Keras 3.0 and 3.1 ignore `trainable=False` given to the constructor once the layer
-            # builds its weights (fit trains them, bare Keras too): freeze the built layer again.
-            hidden.trainable = False
+        if frozen_hidden and self.family == "keras3":
+            # Keras 3.0 and 3.1 build a layer made with trainable=False with trainable variables
+            # (fit trains them, bare Keras too; setting layer.trainable again does not reach
+            # them on TensorFlow): freeze the variables themselves.
+            for variable in hidden.weights:
+                variable.trainable = False
         model = self.keras.models.Model(inp, out)
         if weights is not None:
             model.set_weights(weights)
