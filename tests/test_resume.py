@@ -166,6 +166,13 @@ def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
     the end of epoch 2, 4 steps in, mid-period for k = 3); a new process with the same
     BackupAndRestore resumes and finishes. Its weights equal the uninterrupted run."""
     reason = _backup_and_restore(stack) or (api == "wrapper" and stack.no_wrapper())
+    if not reason and api == "wrapper" and stack.family == "keras3" and \
+            stack.backend == "tensorflow" and tuple(
+                int(p) for p in stack.keras.__version__.split(".")[:2]) < (3, 3):
+        # inject builds the optimizer when it attaches, and JAX's fit before on_train_begin
+        reason = ("Keras 3.1 - 3.2's BackupAndRestore loads the backup before the optimizer is "
+                  "built (3.3 builds it first), and TensorFlow's fit builds it later: no "
+                  "optimizer state is restored, a bare optimizer's neither")
     if reason:
         pytest.skip(reason)
     x, y, w0 = data
