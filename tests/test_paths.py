@@ -22,6 +22,11 @@ def test_compile_paths_match_reference(stack, data, extra):
     if stack.backend == "torch":
         pytest.skip("Keras refuses steps_per_execution > 1 on torch" if name != "jit_compile"
                     else "jit_compile on torch is torch.compile: minutes of C++ builds on CPU")
+    if name == "steps_per_execution" and value > 2 and stack.family == "keras3" and \
+            stack.backend == "tensorflow" and stack.keras.__version__.split(".")[:2] in (
+                ["3", "3"], ["3", "4"]):
+        pytest.skip("Keras 3.3 - 3.4's fit on TensorFlow fails when steps_per_execution is more "
+                    "than the steps of an epoch (2 here), a bare model too")
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9), **extra)
     Lookahead(k=3, alpha=0.5).inject(model)
