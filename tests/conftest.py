@@ -54,8 +54,22 @@ def installed_family(environ=None):
     return "keras3" if major >= 3 else "tf"
 
 
+def _minor(version):
+    return tuple(int(p) for p in version.split(".")[:2])
+
+
 class Stack(object):
     """The Keras under test and what the tests need from it."""
+
+    @property
+    def keras_minor(self):
+        """(major, minor) of the Keras under test, e.g. (3, 8)."""
+        return _minor(self.keras.__version__)
+
+    @property
+    def tf_minor(self):
+        """(major, minor) of TensorFlow (not on a Keras 3 stack)."""
+        return _minor(self.tf.__version__)
 
     def __init__(self, config):
         self.family = config.getoption("--keras") or installed_family()

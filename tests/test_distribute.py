@@ -22,8 +22,7 @@ def _why_not(stack):
         return "Keras fit under MirroredStrategy is tested from TensorFlow 2.0"
     if stack.family == "keras3" and stack.backend == "torch":
         return "Keras 3 distributes on JAX (DataParallel) and TensorFlow (tf.distribute) only"
-    if stack.family == "keras3" and stack.backend == "tensorflow" and tuple(
-            int(p) for p in stack.keras.__version__.split(".")[:2]) < (3, 8):
+    if stack.family == "keras3" and stack.backend == "tensorflow" and stack.keras_minor < (3, 8):
         # checked: 2 replicas, SGD with momentum, a bare model's weights differ from one
         # device's on Keras 3.0 - 3.7 (TF 2.16 - 2.18) and match from Keras 3.8
         return ("Keras 3.0 - 3.7's fit under MirroredStrategy does not match one device, a bare "
@@ -87,8 +86,7 @@ def test_two_workers_match_one_device(stack, data, tmp_path, api):
         # numpy or tf.data input ("Attempt to convert a value (PerReplica...) to a Tensor")
         reason = ("Keras 3's fit does not run under MultiWorkerMirroredStrategy (a bare model "
                   "fails too); Keras 3 is tested with MirroredStrategy and DataParallel")
-    if reason is None and stack.family == "tf" and tuple(
-            int(p) for p in stack.tf.__version__.split(".")[:2]) < (2, 4):
+    if reason is None and stack.family == "tf" and stack.tf_minor < (2, 4):
         reason = "MultiWorkerMirroredStrategy is tested from TensorFlow 2.4 (stable API)"
     if reason:
         pytest.skip(reason)

@@ -23,8 +23,7 @@ def test_compile_paths_match_reference(stack, data, extra):
         pytest.skip("Keras refuses steps_per_execution > 1 on torch" if name != "jit_compile"
                     else "jit_compile on torch is torch.compile: minutes of C++ builds on CPU")
     if name == "steps_per_execution" and value > 2 and stack.family == "keras3" and \
-            stack.backend == "tensorflow" and stack.keras.__version__.split(".")[:2] in (
-                ["3", "3"], ["3", "4"]):
+            stack.backend == "tensorflow" and stack.keras_minor in ((3, 3), (3, 4)):
         pytest.skip("Keras 3.3 - 3.4's fit on TensorFlow fails when steps_per_execution is more "
                     "than the steps of an epoch (2 here), a bare model too")
     x, y, w0 = data

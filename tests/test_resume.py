@@ -148,10 +148,9 @@ def _backup_and_restore(stack):
     if stack.family == "standalone":
         return "standalone Keras has no BackupAndRestore"
     if stack.family == "tf":
-        version = tuple(int(p) for p in stack.tf.__version__.split(".")[:2])
-        if version < (2, 3):
+        if stack.tf_minor < (2, 3):
             return "BackupAndRestore arrived in TensorFlow 2.3"
-    if stack.family == "keras3" and stack.keras.__version__.startswith("3.0."):
+    if stack.family == "keras3" and stack.keras_minor == (3, 0):
         return ("Keras 3.0's BackupAndRestore restores the weights but not the epoch: a resumed "
                 "fit starts over from epoch 0")
     if stack.compile_kwargs or not stack.eager:
@@ -167,8 +166,7 @@ def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
     BackupAndRestore resumes and finishes. Its weights equal the uninterrupted run."""
     reason = _backup_and_restore(stack) or (api == "wrapper" and stack.no_wrapper())
     if not reason and api == "wrapper" and stack.family == "keras3" and \
-            stack.backend == "tensorflow" and tuple(
-                int(p) for p in stack.keras.__version__.split(".")[:2]) < (3, 3):
+            stack.backend == "tensorflow" and stack.keras_minor < (3, 3):
         # inject builds the optimizer when it attaches, and JAX's fit before on_train_begin
         reason = ("Keras 3.1 - 3.2's BackupAndRestore loads the backup before the optimizer is "
                   "built (3.3 builds it first), and TensorFlow's fit builds it later: no "

@@ -293,9 +293,9 @@ class Keras3State(SlotTable):
         once (:func:`_run_if`), one per piece of the model; outside jit (``run_eagerly``) it is
         one jitted call."""
         sync = syncs[0]
-        flat = [v for g in groups for v in g]
         if _concrete(sync):
             if bool(sync):
+                flat = [v for g in groups for v in g]
                 for v, value in zip(flat, self._eager_sync(syncs, flat, synced, len(groups))):
                     v.assign(value)
             return
