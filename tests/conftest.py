@@ -1,10 +1,23 @@
 """Selects the Keras stack the suite runs against.
 
-One tox env installs one TensorFlow; within it, each pytest run picks the Keras (``--keras``), the
-process-wide execution mode (``--tf-mode``, set before any model exists, as TensorFlow requires)
-and the ``compile`` variant (``--compile``) that decide which code path ``fit`` takes. The
-``stack`` fixture hands the tests that Keras, so one suite serves every stack.
+One tox env installs one TensorFlow; within it, each pytest run picks the Keras (``--keras``) and
+the process-wide execution mode (``--tf-mode``, set before any model exists, as TensorFlow
+requires), and runs the suite once per *variant* (``--variants``): the ``compile`` arguments that
+decide which code path ``fit`` takes, and the optimizer family (``legacy``: tf.keras 2.11+'s
+``keras.optimizers.legacy``). The ``stack`` fixture hands the tests that Keras, so one suite
+serves every stack.
+
+Not every test depends on the variant. Markers say which (pytest.ini):
+
+- ``any_compile``: the code path ``fit`` takes is not the subject (bad input refused before any
+  training, saving and restoring variables, worker processes that train in their own default):
+  the test runs in the variants that compile by default (``default``, ``legacy``), not again
+  under ``run_eagerly`` or ``no_tf_function``.
+- ``once``: the test picks its own code path (``lookahead-keras compare``): the first variant only.
+- ``core``: the core suite (``pytest -m core``) that the envs between a family's oldest and
+  newest release run: exact trajectories for inject and the wrapper, bad input, save and resume.
 """
+import copy
 import sys
 
 import numpy as np
@@ -12,10 +25,12 @@ import pytest
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 
-COMPILE_VARIANTS = {
-    "default": {},
-    "run_eagerly": {"run_eagerly": True},
-    "no_tf_function": {"experimental_run_tf_function": False},
+#: variant -> (extra compile() arguments, keras.optimizers.legacy)
+VARIANTS = {
+    "default": ({}, False),
+    "run_eagerly": ({"run_eagerly": True}, False),
+    "no_tf_function": ({"experimental_run_tf_function": False}, False),
+    "legacy": ({}, True),
 }
 
 
@@ -25,13 +40,26 @@ def pytest_addoption(parser):
                     help="tf.keras (tf_keras under TF_USE_LEGACY_KERAS=1), standalone Keras "
                          "2.2/2.3, or Keras 3 on KERAS_BACKEND; default: keras3 if the installed "
                          "keras is 3.x and TF_USE_LEGACY_KERAS is not set, else tf")
-    group.addoption("--legacy-optimizer", action="store_true",
-                    help="tf.keras 2.11+: use keras.optimizers.legacy")
     group.addoption("--tf-mode", choices=["default", "eager", "v2", "graph"], default="default",
                     help="TF1: eager = enable_eager_execution, v2 = enable_v2_behavior; "
                          "TF2: graph = disable_eager_execution")
-    group.addoption("--compile", choices=sorted(COMPILE_VARIANTS), default="default",
-                    help="extra compile() arguments that pick fit's code path")
+    group.addoption("--variants", default="default",
+                    help="comma-separated, each one of {}: the compile() arguments that pick "
+                         "fit's code path (run_eagerly, no_tf_function) or the optimizer family "
+                         "(legacy: tf.keras 2.11+'s keras.optimizers.legacy); every test runs "
+                         "in each, but for its markers' limits (conftest.py)".format(
+                             ", ".join(VARIANTS)))
+
+
+def variants(config):
+    """``--variants`` as a list, checked."""
+    names = [v.strip() for v in config.getoption("--variants").split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise pytest.UsageError("--variants must be distinct names among {}. Received: "
+                                "--variants={}".format(", ".join(VARIANTS),
+                                                       config.getoption("--variants")))
+    return names
 
 
 def installed_family(environ=None):
@@ -71,18 +99,17 @@ class Stack(object):
         """(major, minor) of TensorFlow (not on a Keras 3 stack)."""
         return _minor(self.tf.__version__)
 
-    def __init__(self, config):
+    def __init__(self, config, variant="default"):
         self.family = config.getoption("--keras") or installed_family()
-        self.legacy_optimizer = config.getoption("--legacy-optimizer")
-        self.compile_kwargs = COMPILE_VARIANTS[config.getoption("--compile")]
+        self.variant = variant
+        self.compile_kwargs, self.legacy_optimizer = VARIANTS[variant]
         if self.family == "keras3":
             import keras
             self.keras, self.K = keras, keras.ops
             self.tf = None
             self.eager = True
             self.backend = keras.backend.backend()
-            self.label = "Keras {} | backend {} | compile={}".format(
-                keras.__version__, self.backend, self.compile_kwargs)
+            self._stack_label = "Keras {} | backend {}".format(keras.__version__, self.backend)
             return
         import tensorflow as tf
         self.backend = "tensorflow"
@@ -101,11 +128,23 @@ class Stack(object):
             self.keras = tf.keras
         self.K = self.keras.backend
         self.eager = tf.executing_eagerly()
-        self.label = "{} {} ({}) | TensorFlow {} | mode={} | eager={} | compile={}{}".format(
+        self._stack_label = "{} {} ({}) | TensorFlow {} | mode={} | eager={}".format(
             "Keras" if self.family == "standalone" else "tf.keras",
             getattr(self.keras, "__version__", ""), self.keras.__name__, tf.__version__, mode,
-            self.eager, self.compile_kwargs, " | legacy optimizers" if self.legacy_optimizer
-            else "")
+            self.eager)
+
+    @property
+    def label(self):
+        return "{} | variant={} (compile={}{})".format(
+            self._stack_label, self.variant, self.compile_kwargs,
+            ", legacy optimizers" if self.legacy_optimizer else "")
+
+    def in_variant(self, variant):
+        """This stack (one import, one execution mode) in another variant."""
+        other = copy.copy(self)
+        other.variant = variant
+        other.compile_kwargs, other.legacy_optimizer = VARIANTS[variant]
+        return other
 
     def fresh(self):
         """A new Keras session; graph mode runs one step at a time (Keras 2.2.4's optimizers
@@ -185,20 +224,35 @@ class Stack(object):
         return model
 
 
-_STACK = []
+_STACKS = {}  # variant -> Stack, in --variants order
 
 
 def pytest_configure(config):
-    _STACK.append(Stack(config))
+    first, *others = variants(config)
+    _STACKS[first] = Stack(config, first)
+    for variant in others:
+        _STACKS[variant] = _STACKS[first].in_variant(variant)
 
 
 def pytest_report_header(config):
-    return "keras stack: " + _STACK[0].label
+    return ["keras stack: " + s.label for s in _STACKS.values()]
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses ``stack`` runs once per variant its markers allow."""
+    if "stack" not in metafunc.fixturenames:
+        return
+    names = list(_STACKS)
+    if metafunc.definition.get_closest_marker("once"):
+        names = names[:1]
+    elif metafunc.definition.get_closest_marker("any_compile"):
+        names = [v for v in names if not _STACKS[v].compile_kwargs]
+    metafunc.parametrize("stack", names, indirect=True)
 
 
 @pytest.fixture
-def stack():
-    s = _STACK[0]
+def stack(request):
+    s = _STACKS[request.param]
     s.fresh()
     return s
 

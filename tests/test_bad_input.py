@@ -15,6 +15,8 @@ from keras_lookahead import (Lookahead, LookaheadCallback, NestedLookahead, Vali
 from reference import MLPReference
 from test_inject import assert_weights, train, train_reference
 
+pytestmark = [pytest.mark.any_compile, pytest.mark.core]
+
 
 def _graph():
     try:

@@ -70,6 +70,7 @@ def test_steps_per_execution_is_refused(stack, data):
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # the model still trains
 
 
+@pytest.mark.any_compile
 def test_gradient_accumulation_is_refused(stack, data):
     if stack.family != "keras3":
         pytest.skip("gradient_accumulation_steps is a Keras 3 optimizer argument")

@@ -4,7 +4,8 @@ It must compare fairly (every optimizer of a seed starts from the same weights a
 same batches: Lookahead with alpha = 1 and NestedLookahead with h = 1 then train exactly as the
 bare optimizer), actually use Lookahead (alpha = 0.5 differs), and write what it says it
 writes. It trains with the Keras ``compat.keras_module()`` picks (Keras 3, tf_keras, tf.keras),
-so it runs once per env: in the run with the default code path.
+so it runs once per env (marker ``once``): in the env's first variant, and not again in another
+TensorFlow execution mode.
 """
 import csv
 import json
@@ -17,15 +18,15 @@ import pytest
 
 from keras_lookahead import compare
 
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def default_run(stack, request):
     if stack.family == "standalone":
         pytest.skip("compare trains with tf.keras or Keras 3, never standalone Keras "
                     "(this stack: {})".format(stack.label))
-    options = request.config.getoption
-    if options("--compile") != "default" or options("--legacy-optimizer") \
-            or options("--tf-mode") != "default":
+    if request.config.getoption("--tf-mode") != "default":
         pytest.skip("compare picks its own code path: tested in this env's default run "
                     "(this run: {})".format(stack.label))
     return stack

@@ -12,6 +12,10 @@ import pytest
 import workers
 from reference import MLPReference
 
+# Worker processes train with the default compile and the default optimizer family: once per env
+# (the legacy optimizers are the default family, so distributed, in TF 2.0 - 2.10's envs).
+pytestmark = pytest.mark.once
+
 K, ALPHA, EPOCHS = workers.K, workers.ALPHA, 7
 
 
@@ -27,9 +31,9 @@ def _why_not(stack):
         # device's on Keras 3.0 - 3.7 (TF 2.16 - 2.18) and match from Keras 3.8
         return ("Keras 3.0 - 3.7's fit under MirroredStrategy does not match one device, a bare "
                 "model neither")
-    if stack.compile_kwargs or not stack.eager:
-        return ("runs once per env, in its default variant (the worker process trains in "
-                "TensorFlow's default mode)")
+    if not stack.eager:
+        return ("runs in TensorFlow's default execution mode, as the worker process trains "
+                "(this run: {})".format(stack.label))
     return None
 
 
@@ -121,8 +125,6 @@ def test_model_parallel_slow_copies_are_split_like_their_weights(stack, tmp_path
     whole copy per device), and training matches one device."""
     if stack.family != "keras3" or stack.backend != "jax":
         pytest.skip("keras.distribution.ModelParallel is Keras 3 on JAX")
-    if stack.compile_kwargs:
-        pytest.skip("runs once per env, in its default variant")
     out = os.path.join(str(tmp_path), "out.npz")
     done = subprocess.run(workers.command(stack, "model_parallel_worker.py", out, api),
                           env=workers.environment(stack), stdout=subprocess.PIPE,

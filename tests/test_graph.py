@@ -4,6 +4,8 @@ import pytest
 
 from reference import worked_trajectory
 
+pytestmark = pytest.mark.any_compile
+
 
 @pytest.fixture
 def v1(stack):

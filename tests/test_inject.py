@@ -113,6 +113,7 @@ def skip_unless_float16_overflows(stack):
                     "(bare Keras alike: {})".format(stack.label))
 
 
+@pytest.mark.core
 def test_worked_trajectory(stack):
     """docs/design.md: theta0 = 10, every update adds 1 (SGD(1) on loss -w), k = 3, alpha = .5."""
     _, path = worked_path(stack, Lookahead(k=3, alpha=0.5), 10)
@@ -125,6 +126,7 @@ def test_nested_worked_trajectory(stack):
     assert path == [11, 11, 12, 11, 12, 12, 13, 12]
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("k,alpha,s,h", [(2, 0.5, 3, 0.6), (3, 0.8, 2, 0.3)])
 def test_nested_matches_reference(stack, data, k, alpha, s, h):
     x, y, w0 = data
@@ -141,6 +143,7 @@ def test_nested_matches_reference(stack, data, k, alpha, s, h):
     assert max_gap(expected, train_reference(plain_la, x, y)) > STEPS_APART
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("optimizer", ["keras", "tf.train"])
 @pytest.mark.parametrize("k,alpha,momentum", [
     (1, 0.5, 0.0), (3, 0.5, 0.0), (5, 0.8, 0.9), (2, 1.0, 0.0), (4, 0.0, 0.9), (6, 0.3, 0.0)])
@@ -247,6 +250,7 @@ def test_remove_restores_the_bare_optimizer(stack, data):
         remove(model)
 
 
+@pytest.mark.any_compile
 def test_inject_twice_is_an_error_and_keeps_the_first(stack, data):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
@@ -259,6 +263,7 @@ def test_inject_twice_is_an_error_and_keeps_the_first(stack, data):
     assert_weights(model, train_reference(ref, x, y))
 
 
+@pytest.mark.any_compile
 def test_uncompiled_model(stack):
     model = stack.mlp()
     with pytest.raises(ValueError, match=r"must be compiled.*model\.compile\("):
@@ -266,18 +271,21 @@ def test_uncompiled_model(stack):
     assert "_keras_lookahead" not in vars(model)
 
 
+@pytest.mark.any_compile
 @pytest.mark.parametrize("thing", ["model", 3, None])
 def test_not_a_model(stack, thing):
     with pytest.raises(TypeError, match=r"`model` must be a Keras Model\. Received: model="):
         Lookahead().inject(thing)
 
 
+@pytest.mark.any_compile
 def test_a_layer_is_not_a_model(stack):
     layer = stack.keras.layers.Dense(2)
     with pytest.raises(TypeError, match=r"must be a Keras Model.*Dense"):
         Lookahead().inject(layer)
 
 
+@pytest.mark.any_compile
 def test_no_trainable_weights(stack):
     model = stack.mlp(frozen_hidden=True)
     model.layers[-1].trainable = False
@@ -312,6 +320,7 @@ def test_failed_inject_leaves_the_model_as_it_was(stack, data, monkeypatch):
     assert_weights(model, train_reference(ref, x, y))
 
 
+@pytest.mark.any_compile
 def test_unsupported_version_names_it_and_the_table(stack, monkeypatch):
     model = stack.compile(stack.mlp(), stack.sgd(0.1))
     if stack.family == "standalone":

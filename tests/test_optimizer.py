@@ -43,6 +43,7 @@ def variable(stack, value):
     return stack.tf.Variable(value)
 
 
+@pytest.mark.any_compile
 def test_clear_error_where_unsupported(stack):
     if stack.no_wrapper() is None:
         assert wrapper(stack.sgd(0.1)).k == 5
@@ -53,6 +54,7 @@ def test_clear_error_where_unsupported(stack):
         wrapper("sgd")
 
 
+@pytest.mark.any_compile
 def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
     """On a Keras 3 outside the table, ``from keras_lookahead import LookaheadOptimizer`` works
     (a script importing it must not fail before it runs); making one, or loading one from a
@@ -70,6 +72,7 @@ def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
         assert keras_lookahead.supported_table() in str(err.value)
 
 
+@pytest.mark.any_compile
 def test_wrapped_optimizer_family(wrapped):
     """On tf.keras 2.11+ a legacy inner optimizer gets the OptimizerV2 wrapper (which Keras'
     loss-scale optimizer accepts); the new family gets the new one."""
@@ -84,12 +87,14 @@ def test_wrapped_optimizer_family(wrapped):
                                   else "LookaheadOptimizer")
 
 
+@pytest.mark.core
 def test_worked_trajectory_in_fit(wrapped):
     _, path = worked_path(wrapped, None, 10, wrap=lambda sgd: wrapper(sgd, k=3, alpha=0.5))
     assert path == worked_trajectory(10, 10, 3, 0.5)
     assert path == [11, 12, 11.5, 12.5, 13.5, 13, 14, 15, 14.5, 15.5]
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("k,alpha,momentum", [(1, 0.5, 0.0), (3, 0.5, 0.9), (5, 0.8, 0.0),
                                               (4, 0.0, 0.9)])
 def test_fit_matches_reference(wrapped, data, k, alpha, momentum):
@@ -180,6 +185,7 @@ def _loss_and_grads(stack, weights, x, y):
     return loss, [v.grad.clone() for v in values]
 
 
+@pytest.mark.any_compile
 def test_custom_training_loop(eager, data):
     """The backend's own loop: GradientTape + apply_gradients on TensorFlow; stateless_apply on
     JAX (values threaded by hand); backward() + apply on torch."""
@@ -224,6 +230,7 @@ def test_custom_training_loop(eager, data):
         np.testing.assert_allclose(g, e, atol=2e-5, rtol=0)
 
 
+@pytest.mark.any_compile
 def test_pass_throughs(eager):
     stack = eager
     adam = stack.keras.optimizers.legacy.Adam if stack.legacy_optimizer else \
@@ -267,6 +274,7 @@ def test_reduce_lr_on_plateau_reaches_the_inner_optimizer(wrapped, data):
     assert float(keras3.values([inner.learning_rate])[0]) < 0.1
 
 
+@pytest.mark.any_compile
 def test_config_round_trip(wrapped):
     keras = wrapped.keras
     adam = keras.optimizers.legacy.Adam if wrapped.legacy_optimizer else keras.optimizers.Adam
@@ -279,6 +287,7 @@ def test_config_round_trip(wrapped):
     assert float(wrapped.values([again.learning_rate])[0]) == pytest.approx(0.003)
 
 
+@pytest.mark.any_compile
 def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     """model.save / load_model without custom_objects (Keras 3: .keras; tf.keras: HDF5);
     training on continues as if uninterrupted (7 steps: mid-period for k = 3)."""
@@ -304,6 +313,7 @@ def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     assert_weights(loaded, ref.w)
 
 
+@pytest.mark.any_compile
 def test_saved_model_round_trip(wrapped, data, tmp_path):
     """tf.keras / tf_keras SavedModel (model.save(dir, save_format="tf")) then load_model, for
     both optimizer families. Keras restores the weights and compiles a new optimizer from the
@@ -342,11 +352,15 @@ def test_saved_model_round_trip(wrapped, data, tmp_path):
     ({"pullback": "sometimes"}, r"`pullback` must be one of .*Received: pullback='sometimes'"),
     ({"clipnorm": 1.0}, r"does not take `clipnorm`: set it on the inner optimizer"),
 ])
+@pytest.mark.any_compile
+@pytest.mark.core
 def test_bad_arguments(wrapped, kwargs, match):
     with pytest.raises(ValueError, match=match):
         wrapper("sgd", **kwargs)
 
 
+@pytest.mark.any_compile
+@pytest.mark.core
 def test_bad_inner_optimizer(wrapped):
     keras = wrapped.keras
     with pytest.raises(ValueError, match=r"`optimizer` must be a (Keras|tf\.keras) .*Received: "
@@ -405,6 +419,7 @@ def _optimizers(stack):
     return stack.keras.optimizers
 
 
+@pytest.mark.any_compile
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_pullback_needs_momentum(stack, data, api):
     if stack.family == "standalone" or (api == "wrapper" and stack.no_wrapper()):

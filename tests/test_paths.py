@@ -87,6 +87,8 @@ def test_gradient_accumulation_counts_applied_updates(stack, data):
     assert max_gap(expected, plain) > STEPS_APART
 
 
+@pytest.mark.any_compile
+@pytest.mark.core
 def test_default_keras_is_the_installed_one(stack):
     """Without --keras the suite runs on the installed Keras: Keras 3 if keras is 3.x, tf.keras
     (tf_keras) when TF_USE_LEGACY_KERAS asks for it or keras is 2.x."""

@@ -11,6 +11,8 @@ import keras_lookahead
 from keras_lookahead import Lookahead
 from test_inject import STEPS_APART, max_gap
 
+pytestmark = pytest.mark.any_compile
+
 
 def _import_peer(name, module):
     if os.environ.get("KLA_PEER") != name:
@@ -74,7 +76,7 @@ def test_matches_tf_addons_lookahead(stack, data, api):
     after each of 23 train_on_batch."""
     if stack.family != "tf" or not stack.legacy_optimizer:
         pytest.skip("TF Addons wraps tf.keras' legacy optimizers: compared on tf.keras 2.15 "
-                    "with --legacy-optimizer")
+                    "in the legacy variant")
     tfa = _import_peer("tensorflow_addons", "tensorflow_addons")
     LookaheadOptimizer = keras_lookahead.LookaheadOptimizer
     _, _, w0 = data

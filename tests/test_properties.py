@@ -11,10 +11,12 @@ import keras_lookahead
 from reference import worked_trajectory
 
 if os.environ.get("KLA_HYPOTHESIS") != "1":
-    pytest.skip("hypothesis runs in py37-tf115-keras231 and py311-keras315-jax only "
+    pytest.skip("hypothesis runs in py37-tf115-keras231 and py313-keras315-jax only "
                 "(KLA_HYPOTHESIS=1)", allow_module_level=True)
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+pytestmark = pytest.mark.any_compile
 
 
 def _one_weight_model(stack, k, alpha, theta0):

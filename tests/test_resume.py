@@ -14,6 +14,8 @@ import workers
 from reference import MLPReference
 from test_inject import assert_weights
 
+pytestmark = pytest.mark.any_compile
+
 K, ALPHA = 3, 0.5
 
 
@@ -78,6 +80,7 @@ def _mechanisms(stack):
     return found
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("mechanism", ["save_weights", "ModelCheckpoint", "keras_file",
                                        "tf.train.Checkpoint"])
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
@@ -112,6 +115,7 @@ def test_resume_is_exact(stack, data, tmp_path, api, mechanism, n):
                                                    restarted.w)) > 1e-4
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("n", [6, 7])
 def test_state_round_trip(stack, data, n):
     """get_state / set_state, the way to carry inject's state where no checkpoint does
@@ -153,12 +157,13 @@ def _backup_and_restore(stack):
     if stack.family == "keras3" and stack.keras_minor == (3, 0):
         return ("Keras 3.0's BackupAndRestore restores the weights but not the epoch: a resumed "
                 "fit starts over from epoch 0")
-    if stack.compile_kwargs or not stack.eager:
-        return ("the kill test runs once per env, in its default variant (the worker process "
-                "trains in TensorFlow's default mode)")
+    if not stack.eager:
+        return ("the kill test runs in TensorFlow's default execution mode, as the worker "
+                "process trains (this run: {})".format(stack.label))
     return None
 
 
+@pytest.mark.once  # as test_distribute's workers
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_backup_and_restore_after_kill(stack, data, tmp_path, api):
     """A training process is SIGKILLed mid-epoch (after 5 of 10 batches; the last backup is at

@@ -6,6 +6,8 @@ import pytest
 from keras_lookahead import _rule
 from reference import LookaheadReference, worked_trajectory
 
+pytestmark = pytest.mark.core
+
 
 def test_reference_matches_worked_trajectory():
     # theta0 = 10, +1 per update, k = 3, alpha = 0.5:

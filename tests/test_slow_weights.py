@@ -16,6 +16,7 @@ def _state_values(stack, model):
             + stack.values([state.counter]))
 
 
+@pytest.mark.any_compile
 def test_slow_weights_are_exact_and_reversible(stack, data):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
@@ -46,6 +47,7 @@ def test_slow_weights_are_exact_and_reversible(stack, data):
     assert_weights(model, ref.w)
 
 
+@pytest.mark.any_compile
 def test_slow_weights_restores_after_an_error(stack, data):
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1))
@@ -59,6 +61,7 @@ def test_slow_weights_restores_after_an_error(stack, data):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.any_compile
 def test_slow_weights_bad_input(stack, data):
     model = stack.compile(stack.mlp(data[2]), stack.sgd(0.1))
     with pytest.raises(ValueError, match="has no Lookahead: neither injected nor a "):

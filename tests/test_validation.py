@@ -5,6 +5,8 @@ import pytest
 
 from keras_lookahead import Lookahead, NestedLookahead
 
+pytestmark = pytest.mark.core
+
 
 @pytest.mark.parametrize("k", [0, -3, 2.0, 1.5, True, "5", None, float("nan")])
 def test_bad_k(k):

@@ -204,6 +204,7 @@ def test_custom_train_step(stack, data, own):
         model.train_on_batch(x[:4], y[:4])
 
 
+@pytest.mark.any_compile
 @pytest.mark.parametrize("order", ["wrapper, then inject", "inject, then wrapper"])
 def test_lookahead_twice_is_refused(stack, data, order):
     """Inject on a model compiled with a LookaheadOptimizer, or compile a model Lookahead is
@@ -231,6 +232,7 @@ def test_lookahead_twice_is_refused(stack, data, order):
     assert_weights(model, train_reference(ref, x, y))
 
 
+@pytest.mark.any_compile
 def test_callback_is_bound_to_its_model(stack, data):
     """One LookaheadCallback in the callbacks list of two models (cross-validation folds): an
     error on the second, which is left untouched; after reset() it anchors on the second."""
@@ -252,6 +254,7 @@ def test_callback_is_bound_to_its_model(stack, data):
     assert_weights(second, ref.w)
 
 
+@pytest.mark.any_compile
 def test_groups_of_weights_in_turn_are_refused(stack):
     """One LookaheadOptimizer applied to two groups of weights in turn would count both and
     sync only the group whose update ends a period: a clear error at the second group. A group
@@ -281,6 +284,7 @@ def test_groups_of_weights_in_turn_are_refused(stack):
         np.testing.assert_array_equal(a, b)  # refused before anything was applied
 
 
+@pytest.mark.any_compile
 def test_hdf5_resume_keeps_the_optimizer_state(stack, data, tmp_path):
     """The README's HDF5 recipe: model.save("m.h5") and get_state; later load_model, inject,
     set_state: training resumes exactly, momentum included."""

@@ -6,37 +6,71 @@ the Keras package, whose installed version is then checked against :data:`SUPPOR
 are imported only when a model of their Keras is seen; importing ``keras_lookahead`` imports the
 installed Keras 3 or TensorFlow 2.x only to register ``LookaheadOptimizer`` for ``load_model``.
 """
+import collections
 import importlib.util
 import os
 import sys
 
 from packaging.version import Version
 
-# Version ranges, inclusive, compared on (major, minor) unless a patch is given.
-_STANDALONE_RANGE = (Version("2.2.4"), Version("2.3.1"))
+#: One supported stack: its Keras, the first and last release proven (of TensorFlow for tf.keras),
+#: what it runs on, and the Pythons its envs run.
+Stack = collections.namedtuple("Stack", "keras first last runs_on pythons")
+
+#: The supported stacks: the one table that the version checks below, :func:`supported_table`,
+#: the README's table and tox.ini's envs all follow (tests/test_matrix.py checks the last two).
+#: Ranges are inclusive and compared on (major, minor) unless a patch is given.
+STACKS = (
+    Stack("standalone Keras", "2.2.4", "2.3.1", "TensorFlow 1.14 - 1.15", ("3.7",)),
+    Stack("tf.keras", "1.14", "2.15", "TensorFlow", ("3.7", "3.11")),
+    Stack("tf_keras", "2.16", "2.21", "TensorFlow 2.16 - 2.21", ("3.11", "3.12", "3.13")),
+    Stack("Keras 3", "3.0", "3.15", "TensorFlow 2.16 - 2.21, JAX, PyTorch",
+          ("3.11", "3.12", "3.13")),
+)
+_PYTHON_NOTES = {"tf.keras": "3.7; 3.11 from TF 2.12",
+                 "Keras 3": "3.11 - 3.13 (PyTorch: 3.11)"}
+
+
+def _bounds(keras):
+    stack, = [s for s in STACKS if s.keras == keras]
+    if stack.first.count(".") == 2:
+        return Version(stack.first), Version(stack.last)
+    return tuple(tuple(int(p) for p in v.split(".")) for v in (stack.first, stack.last))
+
+
+_STANDALONE_RANGE = _bounds("standalone Keras")
 _TF_FOR_STANDALONE = ((1, 14), (1, 15))
-_TF_KERAS_RANGE = ((1, 14), (2, 15))  # tf.keras, in tensorflow (to 2.5) or the keras package
-_TF_KERAS_PACKAGE_RANGE = ((2, 16), (2, 21))  # tf_keras, TF_USE_LEGACY_KERAS=1
-_KERAS3_RANGE = ((3, 8), (3, 15))
+_TF_KERAS_RANGE = _bounds("tf.keras")  # tf.keras, in tensorflow (to 2.5) or the keras package
+_TF_KERAS_PACKAGE_RANGE = _bounds("tf_keras")  # tf_keras, TF_USE_LEGACY_KERAS=1
+_KERAS3_RANGE = _bounds("Keras 3")
+
+
+def _row(stack):
+    versions = "{} - {}".format(stack.first, stack.last)
+    if stack.keras == "tf.keras":
+        versions = "TensorFlow " + versions
+    return (stack.keras, versions, stack.runs_on,
+            _PYTHON_NOTES.get(stack.keras, " - ".join(sorted({stack.pythons[0],
+                                                               stack.pythons[-1]}))))
+
+
+# STACKS as text rows: (Keras, versions, runs on, Python); shown in errors and the README.
+SUPPORTED = tuple(_row(s) for s in STACKS)
 
 
 def _keras3_range_text():
-    """``_KERAS3_RANGE`` as the table shows it, e.g. ``3.8 - 3.15``."""
-    (low_major, low_minor), (high_major, high_minor) = _KERAS3_RANGE
-    return "{}.{} - {}.{}".format(low_major, low_minor, high_major, high_minor)
-
-
-# What the tox matrix proves (tox.ini has one env per row and version); shown in errors and README.
-SUPPORTED = (
-    ("standalone Keras", "2.2.4 - 2.3.1", "TensorFlow 1.14 - 1.15", "3.7"),
-    ("tf.keras", "TensorFlow 1.14 - 2.15", "TensorFlow", "3.7; 3.11 from TF 2.12"),
-    ("tf_keras", "2.16 - 2.21", "TensorFlow 2.16 - 2.21", "3.11"),
-    ("Keras 3", _keras3_range_text(), "TensorFlow, JAX, PyTorch", "3.11"),
-)
+    """The Keras 3 range as the table shows it, e.g. ``3.0 - 3.15``."""
+    return SUPPORTED[-1][1]
 
 
 class UnsupportedVersionError(RuntimeError):
     """The model comes from a Keras or TensorFlow version this release does not support."""
+
+
+def supported_markdown():
+    """The table of supported stacks as the README shows it (a markdown table)."""
+    rows = [("Keras", "versions", "runs on", "Python"), ("---",) * 4] + list(SUPPORTED)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
 def supported_table():
