@@ -16,6 +16,10 @@ Not every test depends on the variant. Markers say which (pytest.ini):
 - ``once``: the test picks its own code path (``lookahead-keras compare``): the first variant only.
 - ``core``: the core suite (``pytest -m core``) that the envs between a family's oldest and
   newest release run: exact trajectories for inject and the wrapper, bad input, save and resume.
+  The ``legacy`` variant (tf.keras 2.11+ and tf_keras, beside the new optimizers) runs the core
+  suite and the tests marked ``optimizer_family`` (which family the wrapper takes, TF Addons'
+  legacy-only Lookahead) only: the rest of the suite proves the legacy family where it is the default one,
+  tf.keras 2.0 - 2.10 (OptimizerV2, the same classes).
 """
 import copy
 import sys
@@ -242,10 +246,11 @@ def pytest_generate_tests(metafunc):
     """Every test that uses ``stack`` runs once per variant its markers allow."""
     if "stack" not in metafunc.fixturenames:
         return
-    names = list(_STACKS)
-    if metafunc.definition.get_closest_marker("once"):
+    marker = metafunc.definition.get_closest_marker
+    names = [v for v in _STACKS if v != "legacy" or marker("core") or marker("optimizer_family")]
+    if marker("once"):
         names = names[:1]
-    elif metafunc.definition.get_closest_marker("any_compile"):
+    elif marker("any_compile"):
         names = [v for v in names if not _STACKS[v].compile_kwargs]
     metafunc.parametrize("stack", names, indirect=True)
 

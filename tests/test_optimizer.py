@@ -73,6 +73,7 @@ def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
 
 
 @pytest.mark.any_compile
+@pytest.mark.optimizer_family
 def test_wrapped_optimizer_family(wrapped):
     """On tf.keras 2.11+ a legacy inner optimizer gets the OptimizerV2 wrapper (which Keras'
     loss-scale optimizer accepts); the new family gets the new one."""

@@ -69,6 +69,7 @@ def test_wrapper_matches_optax_lookahead(stack, data):
     assert max_gap([np.asarray(v) for v in values], [np.asarray(p) for p in plain]) > STEPS_APART
 
 
+@pytest.mark.optimizer_family
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_matches_tf_addons_lookahead(stack, data, api):
     """inject over legacy SGD(0.1, momentum=0.9), and LookaheadOptimizer around it, against TF
