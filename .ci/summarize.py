@@ -15,7 +15,7 @@ envs = config["tox"]["env_list"].split()
 totals = dict(passed=0, failed=0, skipped=0, seconds=0.0)
 problems = []
 reasons = {}
-row = "{:<26} {:>5} {:>6} {:>7} {:>6} {:>8}"
+row = "{:<32} {:>5} {:>6} {:>7} {:>6} {:>8}"
 print(row.format("env", "runs", "passed", "skipped", "failed", "seconds"))
 for env in envs:
     files = sorted(glob.glob(os.path.join(root, ".tox", "junit", env, "*.xml")))

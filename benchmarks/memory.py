@@ -16,8 +16,10 @@ most a sync can hold at once) and reports two peaks:
   TensorFlow's allocator peak (``tf.config.experimental.get_memory_info``, in a second process
   with ``TF_CPU_ALLOCATOR_USE_BFC=true``: the default CPU allocator keeps no count); on JAX the
   arrays alive after training plus the temporaries XLA allots the compiled train step
-  (``memory_analysis``; its arguments are donated, so it writes the state in place). PyTorch
-  keeps no count on the CPU. The callback's copies are numpy arrays, outside either count.
+  (``memory_analysis``; its arguments are donated, so it writes the state in place); on
+  PyTorch, which keeps no count on the CPU, the peak of the profiler's memory timeline (every
+  tensor it sees, by category) over two more steps. The callback's copies are numpy arrays,
+  outside every count.
 
 Peaks include what importing the backend takes, so variants are compared with the bare
 optimizer, in processes of the same kind:
@@ -65,9 +67,26 @@ def _sgd_with_copies(keras):
     return StateOnlySGD(1e-4)
 
 
+def _torch_timeline_peak(model, x):
+    """PyTorch: the peak, over two more steps of ``fit`` (k = 1 syncs on each), of the bytes of
+    the CPU tensors the profiler's memory timeline tracks (all of them, summed over its
+    categories)."""
+    import torch
+    from torch.profiler._memory_profiler import MemoryProfileTimeline
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        model.fit(x[:64], x[:64], batch_size=32, epochs=1, verbose=0, shuffle=False)
+    _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(
+        torch.device("cpu"))
+    return max(sum(categories) for categories in sizes)
+
+
 def _live_bytes(keras, model, x):
     """The backend's own count of its arrays' peak bytes (module docstring), or None."""
     backend = keras.backend.backend() if _keras3(keras) else "tensorflow"
+    if backend == "torch":
+        return _torch_timeline_peak(model, x)
     if backend == "tensorflow" and os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true":
         import tensorflow as tf
         return tf.config.experimental.get_memory_info("CPU:0")["peak"]
