@@ -60,6 +60,7 @@ def gap(model):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(fast, slow))
 
 
+@pytest.mark.any_compile  # its own tf.function: fit's code path is not involved
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_captured_inputs_do_not_grow_with_the_weights(stack, api):
     needs_tf_functions(stack)
