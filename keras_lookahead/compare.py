@@ -138,7 +138,8 @@ def add_arguments(parser):
     run.add_argument("--out", default="lookahead-compare", metavar="DIR",
                      help="where curves.png, runs.csv and summary.json go")
     run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress lines (and no progress bar on a terminal)")
 
 
 def load_data(path, val_fraction):
@@ -225,7 +226,7 @@ class _EpochLog(object):
     (which for Lookahead variants includes swapping the slow weights in on the host) is not
     a cost of the optimizer, so it is left out."""
 
-    def __init__(self, keras):
+    def __init__(self, keras, on_epoch=None):
         log = self
 
         class Callback(keras.callbacks.Callback):
@@ -237,9 +238,38 @@ class _EpochLog(object):
 
             def on_epoch_end(self, epoch, logs=None):
                 log.seconds.append(log.end - log.start)
+                if on_epoch is not None:
+                    on_epoch(epoch)
 
         self.seconds = []
         self.callback = Callback()
+
+
+class Progress(object):
+    """A bar over every epoch of every run, on one terminal line rewritten after each epoch
+    (nothing when ``stream`` is not a terminal: a log gets the per-run lines only)."""
+
+    WIDTH = 24
+
+    def __init__(self, runs, epochs, stream=None, enabled=True):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total, self.done, self.start = runs * epochs, 0, time.time()
+
+    def epoch(self, label):
+        self.done += 1
+        if not self.enabled:
+            return
+        filled = self.WIDTH * self.done // self.total
+        self.stream.write("\r[{}{}] {}/{} epochs, {:.0f} s: {}\x1b[K".format(
+            "#" * filled, "." * (self.WIDTH - filled), self.done, self.total,
+            time.time() - self.start, label))
+        self.stream.flush()
+
+    def clear(self):
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def _set_seed(keras, seed):
@@ -272,8 +302,8 @@ def _lookahead(name, args):
     return None
 
 
-def train_one(keras, name, seed, data, args):
-    """One optimizer, one seed: the per-epoch history."""
+def train_one(keras, name, seed, data, args, on_epoch=None):
+    """One optimizer, one seed: the per-epoch history; ``on_epoch(epoch)`` after each epoch."""
     import keras_lookahead
     x_train, y_train, x_val, y_val = data
     keras.backend.clear_session()
@@ -285,7 +315,7 @@ def train_one(keras, name, seed, data, args):
     model.compile(optimizer=_make_optimizer(keras, name.rpartition("-")[2], args),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     lookahead = _lookahead(name, args)
-    epoch_log = _EpochLog(keras)
+    epoch_log = _EpochLog(keras, on_epoch)
     callbacks = [epoch_log.callback]
     if lookahead is not None:
         lookahead.inject(model)
@@ -404,10 +434,14 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     data = (x_train, y_train, x_val, y_val)
     runs, total, start = [], len(args.optimizers) * args.seeds, time.time()
+    progress = Progress(total, args.epochs, enabled=not args.quiet)
     for seed in range(args.seeds):
         for name in args.optimizers:
-            history = train_one(keras, name, seed, data, args)
+            label = "{} seed {}, epoch ".format(name, seed)
+            history = train_one(keras, name, seed, data, args, on_epoch=lambda epoch, label=label:
+                                progress.epoch("{}{}/{}".format(label, epoch + 1, args.epochs)))
             runs.append({"optimizer": name, "seed": seed, "history": history})
+            progress.clear()
             if not args.quiet:
                 print("[{:>{w}}/{}] {:<16} seed {}: val accuracy {:.4f}, val loss {:.4f}, "
                       "{:.1f} s  ({:.0f} s so far)".format(

@@ -247,3 +247,27 @@ def test_module_command_and_backend(default_run, tmp_path):
     output = done.stdout.decode()
     assert done.returncode == 0, output[-3000:]
     assert "({})".format(default_run.backend) in output and "[1/1] lookahead-adam" in output
+
+
+def test_progress_bar_on_a_terminal_only():
+    """One line over every epoch of every run, rewritten in place on a terminal; nothing in a
+    log (the per-run lines say it there)."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        progress = compare.Progress(2, 3, stream=stream)
+        for epoch in range(6):
+            progress.epoch("adam seed 0, epoch {}/3".format(epoch % 3 + 1))
+        progress.clear()
+    lines = terminal.getvalue().split("\r")
+    assert lines[1].startswith("[" + "#" * 4 + "." * 20 + "] 1/6 epochs, "), lines[1]
+    assert "6/6 epochs" in lines[6] and lines[6].startswith("[" + "#" * compare.Progress.WIDTH)
+    assert log.getvalue() == ""
+    quiet = Terminal()
+    compare.Progress(1, 1, stream=quiet, enabled=False).epoch("x")
+    assert quiet.getvalue() == ""
