@@ -10,16 +10,17 @@ serves every stack.
 Not every test depends on the variant. Markers say which (pytest.ini):
 
 - ``any_compile``: the code path ``fit`` takes is not the subject (bad input refused before any
-  training, saving and restoring variables, worker processes that train in their own default):
-  the test runs in the variants that compile by default (``default``, ``legacy``), not again
-  under ``run_eagerly`` or ``no_tf_function``.
-- ``once``: the test picks its own code path (``lookahead-keras compare``): the first variant only.
-- ``core``: the core suite (``pytest -m core``) that the envs between a family's oldest and
-  newest release run: exact trajectories for inject and the wrapper, bad input, save and resume.
-  The ``legacy`` variant (tf.keras 2.11+ and tf_keras, beside the new optimizers) runs the core
+  training, saving and restoring variables, a step traced by the test itself): the test runs in
+  the variants that compile by default (``default``, ``legacy``), not again under
+  ``run_eagerly`` or ``no_tf_function``.
+- ``once``: the first variant only: the test picks its own code path (``lookahead-keras
+  compare``) or starts worker processes that train with the defaults.
+- ``core``: the core suite (``pytest -m core``) that the envs between a family's first and last
+  release run: exact trajectories for inject and the wrapper, bad input, save and resume.
+- The ``legacy`` variant (tf.keras 2.11+ and tf_keras, beside the new optimizers) runs the core
   suite and the tests marked ``optimizer_family`` (which family the wrapper takes, TF Addons'
-  legacy-only Lookahead) only: the rest of the suite proves the legacy family where it is the default one,
-  tf.keras 2.0 - 2.10 (OptimizerV2, the same classes).
+  legacy-only Lookahead): the rest of the suite proves the legacy family where it is the
+  default, tf.keras 2.0 - 2.10 (OptimizerV2, the same classes).
 """
 import copy
 import sys
