@@ -23,12 +23,9 @@ Not every test depends on the variant. Markers say which (pytest.ini):
   default, tf.keras 2.0 - 2.10 (OptimizerV2, the same classes).
 """
 import copy
-import sys
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, __import__("os").path.dirname(__file__))
 
 #: variant -> (extra compile() arguments, keras.optimizers.legacy)
 VARIANTS = {

@@ -13,7 +13,7 @@ import keras_lookahead
 from keras_lookahead import (Lookahead, LookaheadCallback, NestedLookahead, ValidateOnSlowWeights,
                              get_state, remove, set_state, slow_weights)
 from reference import MLPReference
-from test_inject import assert_weights, train, train_reference
+from helpers import assert_weights, train, train_reference
 
 pytestmark = [pytest.mark.any_compile, pytest.mark.core]
 

@@ -4,7 +4,7 @@ import pytest
 
 from keras_lookahead import Lookahead, LookaheadCallback
 from reference import MLPReference, worked_trajectory
-from test_inject import STEPS_APART, assert_weights, max_gap, train_reference
+from helpers import STEPS_APART, assert_weights, max_gap
 
 
 def fit_three_times(model, x, y, callback):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import keras_lookahead
+from helpers import batch
 from reference import MLPReference
 
 K, ALPHA = 3, 0.5
@@ -30,7 +31,7 @@ def test_nan_loss_and_terminate_on_nan(stack, data, nan_step):
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(K, ALPHA)
     for i in range(nan_step - 1):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     with keras_lookahead.slow_weights(model):
         slow = model.get_weights()
     if nan_step % K == 0:

@@ -9,8 +9,8 @@ import pytest
 
 import keras_lookahead
 from reference import MLPReference, worked_trajectory
-from test_inject import (STEPS_APART, assert_weights, max_gap, train, train_reference,
-                         skip_unless_float16_overflows, worked_path)
+from helpers import (STEPS_APART, assert_weights, batch, max_gap, skip_unless_float16_overflows,
+                     train, train_reference, worked_path)
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_custom_training_loop(eager, data):
             return opt.stateless_apply(opt_vars, grads, train_vars)
 
     for i in range(22):
-        xb, yb = x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4]
+        xb, yb = batch(x, y, i)
         if keras3.backend == "jax":
             train_vars, opt_vars = step(train_vars, opt_vars, xb, yb)
             continue
@@ -222,7 +222,7 @@ def test_custom_training_loop(eager, data):
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(3, 0.5)
     for i in range(22):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     got = keras3.values(weights)
     for g, e in zip(got, ref.w):
         np.testing.assert_allclose(g, e, atol=2e-5, rtol=0)

@@ -6,8 +6,8 @@ import pytest
 
 from keras_lookahead import Lookahead
 from reference import MLPReference, worked_trajectory
-from test_inject import (STEPS_APART, assert_weights, max_gap, train, train_reference,
-                         skip_unless_float16_overflows, worked_path)
+from helpers import (STEPS_APART, assert_weights, max_gap, skip_unless_float16_overflows, train,
+                     train_reference, worked_path)
 
 
 @pytest.mark.parametrize("extra", [{"steps_per_execution": 2}, {"steps_per_execution": 3},

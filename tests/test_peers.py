@@ -9,7 +9,7 @@ import pytest
 
 import keras_lookahead
 from keras_lookahead import Lookahead
-from test_inject import STEPS_APART, max_gap
+from helpers import STEPS_APART, batch, max_gap
 
 pytestmark = pytest.mark.any_compile
 
@@ -22,8 +22,7 @@ def _import_peer(name, module):
 
 def _batches(data, steps):
     x, y, _ = data
-    return [(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
-            for i in range(steps)]
+    return [batch(x, y, i) for i in range(steps)]
 
 
 def test_wrapper_matches_optax_lookahead(stack, data):

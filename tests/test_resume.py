@@ -12,7 +12,7 @@ import pytest
 import keras_lookahead
 import workers
 from reference import MLPReference
-from test_inject import assert_weights
+from helpers import assert_weights, batch
 
 pytestmark = pytest.mark.any_compile
 
@@ -36,13 +36,13 @@ def _reference(w0, x, y, steps):
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(K, ALPHA)
     for i in range(steps):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     return ref
 
 
 def _train(model, x, y, steps, first=0):
     for i in range(first, first + steps):
-        model.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        model.train_on_batch(*batch(x, y, i))
 
 
 def _mechanisms(stack):
@@ -110,7 +110,7 @@ def test_resume_is_exact(stack, data, tmp_path, api, mechanism, n):
     restarted = _reference(w0, x, y, n)
     restarted.attach(K, ALPHA)
     for i in range(n, 15):
-        restarted.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        restarted.step(*batch(x, y, i))
     assert max(np.abs(a - b).max() for a, b in zip(_reference(w0, x, y, 15).w,
                                                    restarted.w)) > 1e-4
 
@@ -143,7 +143,7 @@ def test_state_round_trip(stack, data, n):
     ref = MLPReference(w0, lr=0.1)
     ref.attach(K, ALPHA)
     for i in range(15):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     assert_weights(again, ref.w)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from keras_lookahead import Lookahead, NestedLookahead, slow_weights
 from reference import MLPReference
-from test_inject import assert_weights
+from helpers import assert_weights
 
 
 def _state_values(stack, model):

@@ -11,7 +11,7 @@ import pytest
 import keras_lookahead
 from keras_lookahead import Lookahead, LookaheadCallback
 from reference import MLPReference, worked_trajectory
-from test_inject import assert_weights, train, train_reference
+from helpers import assert_weights, batch, train, train_reference
 
 
 def _weights_file(stack, weights, tmp_path):
@@ -294,7 +294,7 @@ def test_hdf5_resume_keeps_the_optimizer_state(stack, data, tmp_path):
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
     Lookahead(k=3, alpha=0.5).inject(model)
     for i in range(7):
-        model.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        model.train_on_batch(*batch(x, y, i))
     path = os.path.join(str(tmp_path), "m.h5")
     model.save(path)
     state = keras_lookahead.get_state(model)
@@ -303,9 +303,9 @@ def test_hdf5_resume_keeps_the_optimizer_state(stack, data, tmp_path):
     Lookahead(k=3, alpha=0.5).inject(again)
     keras_lookahead.set_state(again, state)
     for i in range(7, 15):
-        again.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        again.train_on_batch(*batch(x, y, i))
     ref = MLPReference(w0, lr=0.1, momentum=0.9)
     ref.attach(3, 0.5)
     for i in range(15):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     assert_weights(again, ref.w)
