@@ -12,6 +12,7 @@ import re
 import pytest
 
 from keras_lookahead import compat
+from keras_lookahead.compat import _bounds, _in_range, _minor
 
 pytestmark = pytest.mark.core
 
@@ -56,10 +57,6 @@ def _pins(deps, factors):
     return pins
 
 
-def _minor(version):
-    return tuple(int(p) for p in version.split(".")[:2])
-
-
 def envs():
     """[(name, row's keras, version, python, backend, whole suite?)] for tox.ini's env_list."""
     tox = _tox()
@@ -91,12 +88,9 @@ def _row(keras):
 def test_every_env_is_inside_the_table():
     for name, keras, version, python, _, _ in envs():
         row = _row(keras)
-        exact = row.first.count(".") == 2
-        low, high = ((tuple(int(p) for p in v.split(".")) for v in (row.first, row.last))
-                     if exact else (_minor(row.first), _minor(row.last)))
-        got = tuple(int(p) for p in version.split(".")) if exact else _minor(version)
-        assert low <= got <= high, "{}: {} {} is outside the table's {} - {}".format(
-            name, keras, version, row.first, row.last)
+        assert _in_range(version, _bounds(keras)), \
+            "{}: {} {} is outside the table's {} - {}".format(name, keras, version, row.first,
+                                                              row.last)
         assert python in row.pythons, "{}: Python {} is not in the table's {} for {}".format(
             name, python, row.pythons, keras)
 

@@ -49,9 +49,9 @@ def _row(stack):
     versions = "{} - {}".format(stack.first, stack.last)
     if stack.keras == "tf.keras":
         versions = "TensorFlow " + versions
-    return (stack.keras, versions, stack.runs_on,
-            _PYTHON_NOTES.get(stack.keras, " - ".join(sorted({stack.pythons[0],
-                                                               stack.pythons[-1]}))))
+    pythons = stack.pythons[0] if len(stack.pythons) == 1 else "{} - {}".format(
+        stack.pythons[0], stack.pythons[-1])
+    return (stack.keras, versions, stack.runs_on, _PYTHON_NOTES.get(stack.keras, pythons))
 
 
 # STACKS as text rows: (Keras, versions, runs on, Python); shown in errors and the README.
@@ -91,7 +91,10 @@ def _minor(version):
 
 
 def _in_range(version, bounds):
-    return bounds[0] <= _minor(version) <= bounds[1]
+    """Whether ``version`` lies in ``bounds`` (:func:`_bounds`): on (major, minor), or on the whole
+    version where the bounds give a patch."""
+    found = Version(version) if isinstance(bounds[0], Version) else _minor(version)
+    return bounds[0] <= found <= bounds[1]
 
 
 def _model_class(obj):
@@ -167,7 +170,7 @@ def adapter_for(model):
             backend = sys.modules["keras"].backend.backend()
             if backend != "tensorflow":
                 raise _unsupported("Keras {} with the {} backend".format(version, backend))
-            if not (_STANDALONE_RANGE[0] <= Version(version) <= _STANDALONE_RANGE[1]
+            if not (_in_range(version, _STANDALONE_RANGE)
                     and _minor(tf_version) in _TF_FOR_STANDALONE):
                 raise _unsupported(found)
             return _keras2_adapter(found, cls)
