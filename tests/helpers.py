@@ -21,14 +21,14 @@ def train(model, x, y, on_batch=True):
         model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
         return
     for i in range(4):
-        model.train_on_batch(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        model.train_on_batch(*batch(x, y, i))
 
 
 def train_reference(ref, x, y):
     ref.fit(x, y, epochs=4, batch_size=4)
     ref.fit(x, y, epochs=5, batch_size=4)
     for i in range(4):
-        ref.step(x[4 * (i % 2):4 * (i % 2) + 4], y[4 * (i % 2):4 * (i % 2) + 4])
+        ref.step(*batch(x, y, i))
     return ref.w
 
 
