@@ -5,15 +5,16 @@ Each measurement is a new Python process (``--child``) that builds the model of
 ``overhead.build_model`` (``--model``, a deep MLP of 302 variables by default), compiles it with
 Adam(1e-3) (bare, injected, wrapped in ``LookaheadOptimizer``, given a ``LookaheadCallback``, on
 Keras 3 ``overhead.state_only_adam`` (not Lookahead: the floor of per-weight state), or, on
-tf.keras 2.x with ``tensorflow_addons`` importable, TF Addons' ``Lookahead`` over legacy Adam)
+tf.keras 2.11+ / tf_keras, over legacy Adam, bare, injected and (``tensorflow_addons``
+importable) TF Addons' ``Lookahead``)
 and times one ``fit`` of one batch, from the call to the end of that batch
 (``on_train_batch_end``): what a user waits for before training starts. Importing Keras and
 building the model are not timed; nothing is cached between processes (each traces and
 compiles anew).
 
 The variants run interleaved over ``--repeats`` rounds, in an order that alternates per round;
-the report is, per variant, the median over rounds of the paired ratio variant / bare (TF
-Addons over bare legacy Adam), with the 25-75% range, and the median seconds.
+the report is, per variant, the median over rounds of the paired ratio variant / bare (the
+legacy variants over bare legacy Adam), with the 25-75% range, and the median seconds.
 
     PYTHONPATH=. KERAS_BACKEND=jax python benchmarks/first_step.py --repeats 5 \\
         --json benchmarks/results/first-step-jax.json
@@ -43,7 +44,7 @@ def child(variant, shape, k, alpha, batch):
     keras.utils.set_random_seed(0)
     shape = parse_shape(shape)
     model = build_model(shape)
-    legacy = variant in ("tfa", "bare-legacy")
+    legacy = variant in ("tfa", "bare-legacy", "inject-legacy")
     adam = keras.optimizers.legacy.Adam(1e-3) if legacy else keras.optimizers.Adam(1e-3)
     if variant == "state-only":
         adam = state_only_adam()
@@ -53,7 +54,7 @@ def child(variant, shape, k, alpha, batch):
         import tensorflow_addons as tfa
         adam = tfa.optimizers.Lookahead(adam, sync_period=k, slow_step_size=alpha)
     model.compile(optimizer=adam, loss="sparse_categorical_crossentropy")
-    if variant == "inject":
+    if variant.startswith("inject"):
         Lookahead(k=k, alpha=alpha).inject(model)
     rng = np.random.RandomState(0)
     x = rng.rand(batch, *input_shape(shape)).astype("float32")
@@ -77,12 +78,15 @@ def variants():
     if int(keras.__version__.split(".")[0]) >= 3:
         found.append(("state-only", "bare"))
     else:
+        # the legacy optimizers (OptimizerV2): inject makes their state before the first step
+        if hasattr(keras.optimizers, "legacy"):
+            found += [("bare-legacy", None), ("inject-legacy", "bare-legacy")]
         try:
             import tensorflow_addons  # noqa: F401
         except ImportError:
             print("tensorflow_addons is not importable: TF Addons' Lookahead is not timed.")
         else:
-            found += [("bare-legacy", None), ("tfa", "bare-legacy")]
+            found += [("tfa", "bare-legacy")] if hasattr(keras.optimizers, "legacy") else []
     return found
 
 
