@@ -1,8 +1,9 @@
-"""A training process for test_distribute: the suite's MLP with Lookahead (inject or the
-wrapper) on 2 devices of this CPU, global batch 4; writes the final weights, the counter and
-every replica's copy of the slow weights.
+"""A training process for test_distribute: the suite's MLP with Lookahead (inject, the
+wrapper, or each in turn: ``inject,wrapper``) on 2 devices of this CPU, global batch 4; writes
+the final weights, the counter and every replica's copy of the slow weights, under the api's
+name (``inject/w0``, ...). One process trains both: starting one costs more than its training.
 
-    python distribute_worker.py DATA.npz OUT.npz {inject,wrapper} [--legacy]
+    python distribute_worker.py DATA.npz OUT.npz APIS [--legacy]
         [--worker INDEX --ports PORT0,PORT1]
 
 KLA_FAMILY=keras3 picks Keras 3: on JAX, keras.distribution.DataParallel over 2 host devices
@@ -57,7 +58,7 @@ def main():
     parser.add_argument("--ports", default="")
     args = parser.parse_args()
 
-    scope = contextlib.nullcontext()
+    scope = contextlib.nullcontext  # what makes a fresh context per model
     if args.worker is not None:
         import json
         os.environ["TF_CONFIG"] = json.dumps({
@@ -66,7 +67,7 @@ def main():
         import tensorflow as tf
         multi = getattr(tf.distribute, "MultiWorkerMirroredStrategy", None) or \
             tf.distribute.experimental.MultiWorkerMirroredStrategy
-        scope = multi().scope()
+        scope = multi().scope
         keras = __import__("keras") if os.environ.get("KLA_FAMILY") == "keras3" else tf.keras
     elif os.environ.get("KLA_FAMILY") == "keras3" and os.environ.get("KERAS_BACKEND") == "jax":
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
@@ -78,7 +79,7 @@ def main():
     else:
         import tensorflow as tf
         strategy = _two_tf_cpus(tf)
-        scope = strategy.scope()
+        scope = strategy.scope
         if os.environ.get("KLA_FAMILY") == "keras3":
             import keras
         else:
@@ -86,20 +87,23 @@ def main():
     import keras_lookahead
     from workers import build_model, inject_if_asked
 
-    with scope:
-        model, x, y = build_model(keras, args.data, args.api, args.legacy)
-    inject_if_asked(model, args.api)
-    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
-
     from keras_lookahead.lookahead import _state_of
-    _, state, _ = _state_of(model)
-    slow = state.slow_weights(model.trainable_weights)
-    replicas = [_replica_values(s) for s in slow]
-    out = {"w%d" % i: w for i, w in enumerate(model.get_weights())}
-    out.update({"slow%d_r%d" % (i, r): v for i, copies in enumerate(replicas)
-                for r, v in enumerate(copies)})
-    out["counter"] = np.asarray(keras_lookahead.get_state(model)[0])
-    out["replicas"] = np.asarray(min(len(c) for c in replicas))
+    out = {}
+    for api in args.api.split(","):
+        with scope():
+            model, x, y = build_model(keras, args.data, api, args.legacy)
+        inject_if_asked(model, api)
+        model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+
+        _, state, _ = _state_of(model)
+        slow = state.slow_weights(model.trainable_weights)
+        replicas = [_replica_values(s) for s in slow]
+        found = {"w%d" % i: w for i, w in enumerate(model.get_weights())}
+        found.update({"slow%d_r%d" % (i, r): v for i, copies in enumerate(replicas)
+                      for r, v in enumerate(copies)})
+        found["counter"] = np.asarray(keras_lookahead.get_state(model)[0])
+        found["replicas"] = np.asarray(min(len(c) for c in replicas))
+        out.update({api + "/" + name: value for name, value in found.items()})
     np.savez(args.out, **out)
     if args.worker is not None:
         # MultiWorkerMirroredStrategy's collective threads can abort the process while the
