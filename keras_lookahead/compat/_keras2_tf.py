@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from keras_lookahead._patch import Patch
 from keras_lookahead.compat import _tf
+from keras_lookahead.compat._adapter import Adapter
 
 
 # The model's checkpoint dependency that holds Lookahead's state.
@@ -77,9 +78,11 @@ def _sums_of_squares(weights):
     return tf.stack([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in weights])
 
 
-class Keras2TFAdapter(object):
+class Keras2TFAdapter(Adapter):
+    """Standalone Keras, tf.keras and tf_keras (``_adapter.Adapter``)."""
+
     def __init__(self, name, model_class):
-        self.name = name
+        Adapter.__init__(self, name)
         # Keras' own backend module (it owns the graph-mode session): <package>.backend
         self._backend_module = model_class.__module__.split(".engine.")[0] + ".backend"
 
@@ -145,7 +148,7 @@ class Keras2TFAdapter(object):
 
     def prepare(self, model, optimizer, state):
         weights = self.trainable_weights(model)
-        state.ensure(weights)
+        state.prepare(weights)
         _build_ahead(model, optimizer, weights)
 
     def hook(self, optimizer, state):

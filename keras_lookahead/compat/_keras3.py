@@ -23,8 +23,9 @@ import keras
 from keras import ops
 
 from keras_lookahead import _rule
-from keras_lookahead.compat import _slots
+from keras_lookahead.compat import _momentum, _slots
 from keras_lookahead.compat._slots import SlotTable, pieces
+from keras_lookahead.compat._adapter import Adapter
 from keras_lookahead._patch import Patch
 
 
@@ -97,7 +98,7 @@ class Keras3State(SlotTable):
     """Counter and slow weights, held as variables of the optimizer that applies updates.
 
     The slow weights are anchored in the graph: before an update, while the counter is 0, they
-    take the weights' values (``before_apply``), so they start from the weights as the first
+    take the weights' values (``anchor_before``), so they start from the weights as the first
     update finds them. Until then they hold zeros (or, after a move to another optimizer, the
     values they had), never a constant taken from the weights."""
 
@@ -128,7 +129,7 @@ class Keras3State(SlotTable):
             return ["zeros"] * len(self.levels) + extra
         return [_constant(_copy(weight))] * len(self.levels) + extra
 
-    def bind(self, optimizer, weights):
+    def prepare(self, optimizer, weights):
         """Hold the state in ``optimizer`` (built on ``weights`` if it is not yet), or in the
         innermost optimizer it wraps."""
         if _innermost(optimizer) is self.optimizer:
@@ -181,15 +182,15 @@ class Keras3State(SlotTable):
         """One hooked update of ``weights``: the anchor, ``run()`` (the inner update), then
         counting it (if ``applied()``, called after ``run``, says so) and the sync. Returns
         what ``run`` returns."""
-        before = self.before_apply(weights)
+        before = self.anchor_before(weights)
         if self._tf is not None:
             result, updates = self._tf.run_ordered(run, before)
         else:
             result, updates = run(), []
-        self.after_apply(applied(), weights, before, updates)
+        self.sync_after(applied(), weights, before, updates)
         return result
 
-    def before_apply(self, weights):
+    def anchor_before(self, weights):
         """Before an update: while the counter is 0, anchor the slow weights of every level at
         ``weights``. On TensorFlow returns the anchor's bool tensor, which the update must
         follow; elsewhere None."""
@@ -212,9 +213,9 @@ class Keras3State(SlotTable):
         ops.cond(first, anchor, lambda: None)
         return None
 
-    def after_apply(self, applied, weights, before=None, updates=()):
+    def sync_after(self, applied, weights, before=None, updates=()):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the
-        last step of a period, sync. ``before`` is what :meth:`before_apply` returned;
+        last step of a period, sync. ``before`` is what :meth:`anchor_before` returned;
         ``updates`` (TensorFlow) the ops of the inner update, which the count follows."""
         slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
         if applied is None:
@@ -261,7 +262,7 @@ class Keras3State(SlotTable):
             return new
 
         if self._select_values:
-            self._select_after_apply(syncs, [group(i) for i in range(len(weights))], synced)
+            self._select_sync(syncs, [group(i) for i in range(len(weights))], synced)
             return
         if self._tf is not None:
             import tensorflow as tf
@@ -269,6 +270,10 @@ class Keras3State(SlotTable):
                 self._reach, self._compiled, _values(weights),
                 [_values(slows) for slows in slow_levels], steps, syncs, _values(momentum),
                 _values(cached), self.pullback), lambda: tf.constant(False))
+            return
+        fused = _FUSED_SYNC.get(keras.backend.backend()) if self.pullback == "none" else None
+        if fused is not None:
+            ops.cond(syncs[0], fused(weights, slow_levels, steps, syncs), lambda: None)
             return
         width = len(group(0))
         chunks = list(pieces([width * _nbytes(w) for w in weights], _slots.PIECE_BYTES))
@@ -280,13 +285,9 @@ class Keras3State(SlotTable):
                 for v, value in zip(variables, synced(indices)):
                     v.assign(value)
 
-        if self.pullback == "none":
-            fused = _FUSED_SYNC.get(keras.backend.backend())
-            if fused is not None:
-                sync = fused(weights, slow_levels, steps, syncs)
         ops.cond(syncs[0], sync, lambda: None)
 
-    def _select_after_apply(self, syncs, groups, synced):
+    def _select_sync(self, syncs, groups, synced):
         """JAX: no assignment inside a branch, so the sync computes values, assigned after it.
         ``groups``: per weight, its variables; ``synced(indices)``: the new values of the groups
         of ``indices``, in order. Under jit the sync is the body of loops that run at most
@@ -353,7 +354,7 @@ def _raw_iterations(optimizer):
     return optimizer.iterations if raw is None else raw
 
 
-_LOOP_BYTES = 1 << 22  # 4 MiB: the weights of one sync loop on JAX (:meth:`_select_after_apply`)
+_LOOP_BYTES = 1 << 22  # 4 MiB: the weights of one sync loop on JAX (:meth:`_select_sync`)
 
 
 def _run_if(pred, variables, compute):
@@ -407,23 +408,21 @@ def _torch_sync(weights, slow_levels, steps, syncs):
 _FUSED_SYNC = {"torch": _torch_sync}
 
 
-# Where Keras 3 optimizers keep their momentum-like state (SGD, RMSprop: only with momentum > 0;
-# Adam, AdamW, Nadam, Lamb, Lion: first moment; Adamax: first moment), per trainable variable.
-_MOMENTUM_ATTRIBUTES = ("momentums", "_momentums", "_m")
-
-
 def momentum_variables(optimizer, pullback):
     """``weight -> its momentum variable`` in the built ``optimizer``; ValueError if it keeps
-    no momentum-like state."""
-    for attribute in _MOMENTUM_ATTRIBUTES:
+    no momentum-like state (``_momentum.MOMENTUM``; an optimizer of another class: any list
+    under one of the names Keras 3's own optimizers use)."""
+    row = _momentum.entry(optimizer)
+    if row is not None and row.keras3_attribute is not None:
+        names = [row.keras3_attribute]
+    else:
+        names = sorted(set(r.keras3_attribute for r in _momentum.MOMENTUM.values()
+                           if r.keras3_attribute is not None))
+    for attribute in names:
         slots = getattr(optimizer, attribute, None)
         if slots:
             return lambda weight: slots[optimizer._get_variable_index(weight)]
-    raise ValueError(
-        "`pullback={!r}` acts on the inner optimizer's momentum, but {} keeps no momentum-like "
-        "state (use SGD with momentum > 0, Adam, AdamW, Nadam, Adamax, Lamb, Lion or RMSprop "
-        "with momentum > 0, or pullback=\"none\"). Received: pullback={!r}".format(
-            pullback, type(optimizer).__name__, pullback))
+    raise _momentum.no_momentum(optimizer, pullback, "keras3_attribute")
 
 
 def update_applied(optimizer):
@@ -450,9 +449,8 @@ def _apply_hook(original, optimizer, state):
     return apply
 
 
-class Keras3Adapter(object):
-    def __init__(self, name):
-        self.name = name
+class Keras3Adapter(Adapter):
+    """Keras 3 on any backend (``_adapter.Adapter``)."""
 
     def is_compiled(self, model):
         return getattr(model, "optimizer", None) is not None and getattr(model, "compiled", True)
@@ -474,7 +472,7 @@ class Keras3Adapter(object):
         return Keras3State(levels, pullback)
 
     def prepare(self, model, optimizer, state):
-        state.bind(optimizer, self.trainable_weights(model))
+        state.prepare(optimizer, self.trainable_weights(model))
 
     def hook(self, optimizer, state):
         target = _innermost(optimizer)
