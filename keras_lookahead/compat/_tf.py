@@ -18,7 +18,7 @@ reach the variables through one tensor of their resource handles, packed once, e
 import tensorflow as tf
 
 from keras_lookahead import _rule
-from keras_lookahead.compat import _slots
+from keras_lookahead.compat import _momentum, _slots
 from keras_lookahead.compat._slots import SlotTable, pieces
 
 
@@ -52,7 +52,7 @@ class TFState(SlotTable):
         self.counter = store.counter(weights[0])
         self._add(weights, copy=False)
 
-    def ensure(self, weights):
+    def prepare(self, weights):
         """Give every weight in ``weights`` that has none a slow copy, taken from its current
         value (a weight that became trainable after training started)."""
         self._add(weights, copy=True)
@@ -115,7 +115,7 @@ class TFState(SlotTable):
         return tf.cond(syncs[0], branch, lambda: tf.constant(False))
 
 
-class OwnVariables(object):
+class OwnVariables:
     """Lookahead's variables as plain ``tf.Variable``s that belong to no Keras object
     (``inject``): not model weights, not optimizer weights. In a TF1-style graph they are
     initialised at once with ``run_initializers(ops)`` (the model's session).
@@ -190,43 +190,20 @@ def _initial_slow(weight, copy):
     return tf.zeros(weight.shape, dtype=weight.dtype.base_dtype)
 
 
-# Where tf.keras / tf.train optimizers keep their momentum-like state, by class name (also
-# found on subclasses): (OptimizerV2 or tf.train slot name, 2.11+ optimizer attribute holding one
-# variable per weight, only when the config's momentum > 0).
-_MOMENTUM = {
-    "SGD": ("momentum", "momentums", True),
-    "RMSprop": ("momentum", "_momentums", True),
-    "Adam": ("m", "_momentums", False),
-    "AdamW": ("m", "_momentums", False),
-    "Nadam": ("m", "_momentums", False),
-    "Adamax": ("m", "_m", False),
-    "Lion": (None, "momentums", False),
-    "MomentumOptimizer": ("momentum", None, False),
-    "AdamOptimizer": ("m", None, False),
-}
-
-
 def momentum_lookup(optimizer, pullback):
     """``weight -> its momentum variable`` in ``optimizer`` (looked up when called, so after the
     optimizer made its slots); ValueError now if it keeps no momentum-like state this code can
-    reach."""
-    entry = next((_MOMENTUM[c.__name__] for c in type(optimizer).__mro__
-                  if c.__name__ in _MOMENTUM), None)
-    if entry is not None and entry[2]:
-        config = optimizer.get_config() if hasattr(optimizer, "get_config") else {}
-        if not config.get("momentum"):
-            entry = None
-    if entry is None:
-        raise ValueError(
-            "`pullback={!r}` acts on the inner optimizer's momentum, but {} keeps no "
-            "momentum-like state (use SGD with momentum > 0, Adam, AdamW, Nadam, Adamax, Lion or "
-            "RMSprop with momentum > 0, or pullback=\"none\"). Received: pullback={!r}".format(
-                pullback, type(optimizer).__name__, pullback))
-    slot, attribute, _ = entry
-    if attribute is not None and hasattr(optimizer, "add_variable_from_reference"):  # 2.11+
+    reach (``_momentum.MOMENTUM``)."""
+    new = hasattr(optimizer, "add_variable_from_reference")  # the 2.11+ optimizers
+    row = _momentum.entry(optimizer)
+    if row is None:
+        raise _momentum.no_momentum(optimizer, pullback, "tf_attribute" if new else "slot")
+    if row.tf_attribute is not None and new:
+        attribute = row.tf_attribute
         return lambda w: getattr(optimizer, attribute)[
             optimizer._index_dict[optimizer._var_key(w)]]
-    if slot is not None and callable(getattr(optimizer, "get_slot", None)):
+    if row.slot is not None and callable(getattr(optimizer, "get_slot", None)):
+        slot = row.slot
         return lambda w: optimizer.get_slot(w, slot)
     raise ValueError(
         "`pullback={!r}` needs the inner optimizer's momentum, which {} ({}) builds out of "
@@ -235,7 +212,7 @@ def momentum_lookup(optimizer, pullback):
                                          type(optimizer).__module__, pullback))
 
 
-class Reach(object):
+class Reach:
     """How a branch reaches variables: ``reach = Reach()(variables)`` when the step is built,
     then ``reach()`` inside the branch gives, in order, objects with ``read_value()`` and
     ``assign(value, read_value=False)``.
@@ -264,7 +241,7 @@ class Reach(object):
                         zip(tf.unstack(packed, num=len(variables)), variables)]
 
 
-class _View(object):
+class _View:
     """A variable reached through a resource handle tensor (:class:`Reach`)."""
 
     def __init__(self, handle, like):
