@@ -21,9 +21,15 @@ def pieces(sizes, limit):
         yield group
 
 
-class SlotTable(object):
+class SlotTable:
     """``self._slots``: id(weight) -> (weight, [slow copy of each level, then any other copy
-    the state keeps of it]); ``self.counter``: the step counter."""
+    the state keeps of it]); ``self.counter``: the step counter.
+
+    Both state classes (``_tf.TFState``, ``_keras3.Keras3State``) take a step in the same three
+    calls: ``prepare`` (before the optimizer is hooked: every trainable weight gets its slow
+    copies), ``anchor_before`` (before the inner update: at the first one, the weights become
+    the slow weights) and ``sync_after`` (after it: count the update, and at the end of a period
+    move the slow weights and reset the fast ones, ``_rule``)."""
 
     def __init__(self):
         self._slots = {}

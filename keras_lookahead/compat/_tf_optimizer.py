@@ -31,6 +31,11 @@ _BASE_ARGUMENTS = ("clipnorm", "clipvalue", "global_clipnorm", "decay", "weight_
                    "use_ema", "ema_momentum", "ema_overwrite_frequency", "jit_compile")
 
 
+def _slow_name(level):
+    """The slow copy of one level: ``slow``, then ``slow1``, ``slow2``, ... (as ``inject``)."""
+    return "slow{}".format(level or "")
+
+
 def _register(cls):
     # TF 2.0 - 2.2 serialize() writes the bare class name, later ones the registered name
     tf.keras.utils.get_custom_objects()[cls.__name__] = cls
@@ -100,7 +105,7 @@ class _Wrapper(InnerPassThrough):
                                               self.pullback)
                 self._lookahead.momentum_of = self._momentum_of
             else:
-                self._lookahead.ensure(weights)
+                self._lookahead.prepare(weights)
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
         grads_and_vars = list(grads_and_vars)
@@ -168,8 +173,8 @@ class _V2Wrapper(_Wrapper, _V2):
         return counter
 
     def slows(self, weights, levels, copy):
-        return [[self.add_slot(w, "slow", initializer=_tf._initial_slow(w, copy))]
-                for w in weights]
+        return [[self.add_slot(w, _slow_name(level), initializer=_tf._initial_slow(w, copy))
+                 for level in range(levels)] for w in weights]
 
     def cached(self, weights):
         return [self.add_slot(w, "cached_momentum", initializer="zeros") for w in weights]
@@ -211,7 +216,7 @@ if _NEW is not None:
             if isinstance(optimizer, _V2):
                 # a legacy inner optimizer: the OptimizerV2 wrapper, which Keras can loss-scale
                 return LegacyLookaheadOptimizer(optimizer, *args, **kwargs)
-            return super(_NewWrapper, cls).__new__(cls)
+            return super().__new__(cls)
 
         def _init_base(self, name, optimizer):
             _NEW.__init__(self, name)
@@ -238,9 +243,9 @@ if _NEW is not None:
             return counter
 
         def slows(self, weights, levels, copy):
-            return [[self.add_variable_from_reference(w, "slow",
-                                                      initial_value=_tf._initial_slow(w, copy))]
-                    for w in weights]
+            return [[self.add_variable_from_reference(w, _slow_name(level),
+                                                      initial_value=_tf._initial_slow(w, copy))
+                     for level in range(levels)] for w in weights]
 
         def cached(self, weights):
             return [self.add_variable_from_reference(w, "cached_momentum") for w in weights]
@@ -268,15 +273,8 @@ if _NEW is not None:
         def finalize_variable_values(self, var_list):
             self._optimizer.finalize_variable_values(var_list)
 
-    LookaheadOptimizer = _register(type("LookaheadOptimizer", (_NewWrapper,), {}))
-    LegacyLookaheadOptimizer = _register(type("LegacyLookaheadOptimizer", (_V2Wrapper,), {}))
-else:
-    LookaheadOptimizer = _register(type("LookaheadOptimizer", (_V2Wrapper,), {}))
-    LegacyLookaheadOptimizer = LookaheadOptimizer
 
-for _cls in {LookaheadOptimizer, LegacyLookaheadOptimizer}:
-    _cls.__module__ = __name__
-    _cls.__doc__ = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
+_DOC = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
 
     The inner optimizer takes the fast steps; after every ``k``-th update it applies, the slow
     weights (copies of the weights as the first update finds them) move
@@ -290,3 +288,18 @@ for _cls in {LookaheadOptimizer, LegacyLookaheadOptimizer}:
             optimizer's momentum, as in ``Lookahead``.
         name: the optimizer's name.
     """
+
+if _NEW is not None:
+    @_register
+    class LookaheadOptimizer(_NewWrapper):
+        __doc__ = _DOC
+
+    @_register
+    class LegacyLookaheadOptimizer(_V2Wrapper):
+        __doc__ = _DOC
+else:
+    @_register
+    class LookaheadOptimizer(_V2Wrapper):
+        __doc__ = _DOC
+
+    LegacyLookaheadOptimizer = LookaheadOptimizer
