@@ -9,7 +9,7 @@ Undoing a patch restores the instance dictionary exactly as it was.
 _MISSING = object()
 
 
-class Patch(object):
+class Patch:
     def __init__(self, obj, name, replacement):
         self.obj = obj
         self.name = name

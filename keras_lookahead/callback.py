@@ -8,7 +8,7 @@ from keras_lookahead.compat._slots import pieces
 from keras_lookahead._validation import check_alpha, check_int, check_k
 
 
-class _Callback(object):
+class _Callback:
     """The callback protocol of every supported Keras, as no-ops: a plain object, so that one
     class serves standalone Keras, tf.keras, tf_keras and Keras 3 alike."""
 
@@ -109,7 +109,7 @@ class LookaheadCallback(_Callback):
         >>> model.fit(x, y, callbacks=[LookaheadCallback(k=5, alpha=0.5)])
     """
 
-    def __init__(self, k=5, alpha=0.5):
+    def __init__(self, k: int = 5, alpha: float = 0.5) -> None:
         _Callback.__init__(self)
         self.k = check_k(k)
         self.alpha = check_alpha(alpha)
@@ -212,7 +212,7 @@ class ValidateOnSlowWeights(_Callback):
         >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[ValidateOnSlowWeights()])
     """
 
-    def __init__(self, level=0):
+    def __init__(self, level: int = 0) -> None:
         _Callback.__init__(self)
         self.level = check_int(level, "level", minimum=0)
         self._in_fit = False

@@ -221,7 +221,7 @@ def _labels(y, n):
     return index.astype("int32"), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
-class _EpochLog(object):
+class _EpochLog:
     """Training seconds of each epoch, from its start to the end of its last batch: validation
     (which for Lookahead variants includes swapping the slow weights in on the host) is not
     a cost of the optimizer, so it is left out."""
@@ -245,7 +245,7 @@ class _EpochLog(object):
         self.callback = Callback()
 
 
-class Progress(object):
+class Progress:
     """A bar over every epoch of every run, on one terminal line rewritten after each epoch
     (nothing when ``stream`` is not a terminal: a log gets the per-run lines only)."""
 

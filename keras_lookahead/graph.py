@@ -20,7 +20,7 @@ from keras_lookahead._validation import check_alpha, check_k
 _UPDATE_KERNELS = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
 
 
-class BaseLookAhead(object):
+class BaseLookAhead:
     """Lookahead over ``model_vars``, as graph ops to run after each optimizer step.
 
     Args:

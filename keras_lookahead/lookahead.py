@@ -1,6 +1,7 @@
 """``Lookahead(k, alpha).inject(model)``: Lookahead inside a compiled model's own ``fit``."""
 import contextlib
 import inspect
+from typing import Any, Iterator, List, Sequence
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from keras_lookahead._validation import check_alpha, check_int, check_k, check_p
 _ATTR = "_keras_lookahead"
 
 
-class Lookahead(object):
+class Lookahead:
     """Lookahead optimizer (Zhang et al., 2019), injected into a compiled Keras model.
 
     The model's optimizer takes the fast steps as usual. After every ``k``-th update it applies,
@@ -38,22 +39,22 @@ class Lookahead(object):
         NeurIPS 2019, https://arxiv.org/abs/1907.08610
     """
 
-    def __init__(self, k=5, alpha=0.5, pullback="none"):
+    def __init__(self, k: int = 5, alpha: float = 0.5, pullback: str = "none") -> None:
         self.k = check_k(k)
         self.alpha = check_alpha(alpha)
         self.pullback = check_pullback(pullback)
 
     def __repr__(self):
-        return "Lookahead(k={}, alpha={}{})".format(self.k, self.alpha, self._pullback_repr())
+        return f"Lookahead(k={self.k}, alpha={self.alpha}{self._pullback_repr()})"
 
     def _pullback_repr(self):
-        return "" if self.pullback == "none" else ", pullback={!r}".format(self.pullback)
+        return "" if self.pullback == "none" else f", pullback={self.pullback!r}"
 
     def _levels(self):
         """``((period, step size), ...)`` of each slow level, innermost first."""
         return ((self.k, self.alpha),)
 
-    def inject(self, model):
+    def inject(self, model: Any) -> Any:
         """Make ``model.fit`` (and ``train_on_batch``) train with Lookahead.
 
         Call after ``model.compile(...)``. The slow weights start from the trainable weights as
@@ -127,8 +128,9 @@ class NestedLookahead(Lookahead):
         >>> NestedLookahead(k=5, alpha=0.5, s=5, h=0.5).inject(model)
     """
 
-    def __init__(self, k=5, alpha=0.5, s=5, h=0.5, pullback="none"):
-        super(NestedLookahead, self).__init__(k, alpha, pullback)
+    def __init__(self, k: int = 5, alpha: float = 0.5, s: int = 5, h: float = 0.5,
+                 pullback: str = "none") -> None:
+        super().__init__(k, alpha, pullback)
         self.s = check_int(s, "s", minimum=0)
         self.h = check_alpha(h, "h")
 
@@ -143,7 +145,7 @@ class NestedLookahead(Lookahead):
 
 
 @contextlib.contextmanager
-def slow_weights(model, level=0):
+def slow_weights(model: Any, level: int = 0) -> Iterator[None]:
     """Put the slow weights into ``model`` for the ``with`` block, then the fast ones back.
 
     Between syncs the slow weights are the point Lookahead believes in; the paper and optax
@@ -188,7 +190,7 @@ def _anchored(adapter, state):
     return _count(adapter, state) != 0
 
 
-def get_state(model):
+def get_state(model: Any) -> List[np.ndarray]:
     """Lookahead's state in ``model`` (step counter, slow weights, cached momentum) as a list of
     numpy arrays, for saving where Keras does not save it: with ``inject`` on standalone Keras
     or in an HDF5 file. (TensorFlow checkpoints, Keras 3 weight files and ``LookaheadOptimizer``
@@ -205,7 +207,7 @@ def get_state(model):
     return adapter.get_values(state.state_variables(adapter.trainable_weights(model)))
 
 
-def set_state(model, arrays):
+def set_state(model: Any, arrays: Sequence[np.ndarray]) -> None:
     """Restore what :func:`get_state` returned into a model with the same Lookahead (inject
     it, or compile with the same ``LookaheadOptimizer``, first).
 
@@ -292,7 +294,7 @@ def _injected(model):
     return vars(model).get(_ATTR) if hasattr(model, "__dict__") else None
 
 
-def remove(model):
+def remove(model: Any) -> None:
     """Undo :meth:`Lookahead.inject`: ``fit`` trains with the bare optimizer again.
 
     The weights stay as they are (the fast weights). Raises TypeError if ``model`` is not a
@@ -306,7 +308,7 @@ def remove(model):
     injection.detach()
 
 
-class _Injection(object):
+class _Injection:
     """What ``inject`` did to one model, so that it can be redone at ``compile`` and undone.
 
     Besides the optimizer's hook, it wraps four methods of the model instance:
@@ -442,7 +444,7 @@ def _with_callback(function, args, kwargs, callback):
     return bound.args, bound.kwargs
 
 
-class _Liveness(object):
+class _Liveness:
     """Tells a hook that never runs from one that does, at the cost of one read of the counter
     (and a per-weight checksum of the trainable weights) per ``fit`` or ``train_on_batch``
     until the hook has counted an update, and nothing after that.

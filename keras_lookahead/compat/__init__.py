@@ -254,7 +254,7 @@ def _unavailable(error):
     works (``from keras_lookahead import LookaheadOptimizer``, a module that only mentions it);
     making one, or loading one from a config, raises ``error()``, an UnsupportedVersionError."""
 
-    class LookaheadOptimizer(object):
+    class LookaheadOptimizer:
         def __new__(cls, *args, **kwargs):
             raise error()
 

@@ -63,7 +63,7 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
                 "LookaheadOptimizer in it instead ({0}(LookaheadOptimizer(...)); Keras does so "
                 "itself under a mixed_float16 policy). Received: optimizer={1!r}".format(
                     type(inner).__name__, inner))
-        super(LookaheadOptimizer, self).__init__(learning_rate=0.0, name=name)
+        super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner
         self.k, self.alpha, self.pullback = k, alpha, pullback
         self._lookahead = Keras3State(((k, alpha),), pullback=pullback)
@@ -82,7 +82,7 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(var_list)
         self._lookahead.hold_in(self, var_list, self.inner_optimizer)
-        super(LookaheadOptimizer, self).build(var_list)
+        super().build(var_list)
 
     @property
     def variables(self):
@@ -96,8 +96,9 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
             self.build(trainable_variables)
         weights = (self._trainable_variables if trainable_variables is None
                    else list(trainable_variables))
-        self._lookahead.apply(weights, lambda: self.inner_optimizer.apply(grads, trainable_variables),
-                              lambda: update_applied(self.inner_optimizer))
+        self._lookahead.apply(
+            weights, lambda: self.inner_optimizer.apply(grads, trainable_variables),
+            lambda: update_applied(self.inner_optimizer))
 
     def scale_loss(self, loss):
         return self.inner_optimizer.scale_loss(loss)

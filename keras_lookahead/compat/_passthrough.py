@@ -1,7 +1,7 @@
 """What every ``LookaheadOptimizer`` takes from the optimizer it wraps, on any Keras."""
 
 
-class InnerPassThrough(object):
+class InnerPassThrough:
     """``iterations`` and ``learning_rate`` are the inner optimizer's (``self.inner_optimizer``),
     so schedules, ``ReduceLROnPlateau`` and anything reading the step count see the optimizer
     that takes the steps. Mixed in before the Keras optimizer base."""
