@@ -88,7 +88,7 @@ def _minor(version):
     return tuple(int(p) for p in version.split(".")[:2])
 
 
-class Stack(object):
+class Stack:
     """The Keras under test and what the tests need from it."""
 
     @property
@@ -240,8 +240,41 @@ def pytest_report_header(config):
     return ["keras stack: " + s.label for s in _STACKS.values()]
 
 
+#: what a test can require of its stack (``@pytest.mark.requires(name, ...)``): name -> the reason
+#: it is skipped on a stack without it, or None
+REQUIREMENTS = {
+    "wrapper": lambda s: s.no_wrapper() and "no LookaheadOptimizer on {}".format(s.no_wrapper()),
+    "keras3": lambda s: s.family != "keras3" and "a Keras 3 feature",
+    "tensorflow": lambda s: s.backend != "tensorflow" and "TensorFlow code, and this stack "
+                                                          "runs on {}".format(s.backend),
+    "eager": lambda s: not s.eager and "needs eager execution",
+    "jax": lambda s: s.backend != "jax" and "JAX code, and this stack runs on {}".format(
+        s.backend),
+    "tf_keras_family": lambda s: s.family == "keras3" and "a tf.keras / standalone Keras "
+                                                          "feature",
+}
+#: fixtures that stand for a requirement: a test taking ``wrapped`` requires the wrapper
+FIXTURE_REQUIREMENTS = {"wrapped": ("wrapper",), "keras3": ("keras3",),
+                        "eager": ("wrapper", "eager")}
+
+
+def _skip_reason(metafunc, stack):
+    """Why the test cannot run on ``stack`` (its ``requires`` markers and fixtures), or None."""
+    found = [(n, m.kwargs.get("reason")) for m in metafunc.definition.iter_markers("requires")
+             for n in m.args]
+    for fixture, required in FIXTURE_REQUIREMENTS.items():
+        if fixture in metafunc.fixturenames:
+            found += [(n, None) for n in required]
+    for name, why in found:
+        reason = REQUIREMENTS[name](stack)  # KeyError: an unknown requirement
+        if reason:
+            return "{} (this stack: {})".format(why or reason, stack.label)
+    return None
+
+
 def pytest_generate_tests(metafunc):
-    """Every test that uses ``stack`` runs once per variant its markers allow."""
+    """Every test that uses ``stack`` runs once per variant its markers allow; where the stack
+    lacks what the test requires, it is skipped with the reason."""
     if "stack" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker
@@ -250,7 +283,12 @@ def pytest_generate_tests(metafunc):
         names = names[:1]
     elif marker("any_compile"):
         names = [v for v in names if not _STACKS[v].compile_kwargs]
-    metafunc.parametrize("stack", names, indirect=True)
+    params = []
+    for name in names:
+        reason = _skip_reason(metafunc, _STACKS[name])
+        params.append(pytest.param(name, marks=pytest.mark.skip(reason=reason)) if reason
+                      else name)
+    metafunc.parametrize("stack", params, indirect=True)
 
 
 @pytest.fixture

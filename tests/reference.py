@@ -4,7 +4,7 @@ keras_lookahead."""
 import numpy as np
 
 
-class LookaheadReference(object):
+class LookaheadReference:
     """Paper's Algorithm 1 around any inner update, written from its nested loops: the slow
     copy is taken at attach; after every k-th inner update the slow weights step towards the
     fast ones by alpha and the fast weights restart from them."""
@@ -21,7 +21,7 @@ class LookaheadReference(object):
         return [np.array(s, copy=True) for s in self.slow]
 
 
-class NestedLookaheadReference(object):
+class NestedLookaheadReference:
     """docs/design.md's nested Lookahead, from its two rules: every k updates an inner sync
     (phi <- phi + alpha (theta - phi); theta <- phi); right after every s-th inner sync,
     psi <- psi + h (phi - psi); phi <- psi; theta <- psi."""
@@ -57,7 +57,7 @@ def worked_trajectory(theta0, steps, k, alpha, delta=1.0, nested=None):
     return out
 
 
-class MLPReference(object):
+class MLPReference:
     """Dense(3, tanh) -> Dense(1) on mean squared error, trained by SGD (optionally with
     momentum, Keras' form: v <- m v - lr g; w <- w + v), in float32 like Keras."""
 

@@ -71,9 +71,9 @@ def test_steps_per_execution_is_refused(stack, data):
 
 
 @pytest.mark.any_compile
+@pytest.mark.requires("keras3", reason="gradient_accumulation_steps is a Keras 3 optimizer "
+                                       "argument")
 def test_gradient_accumulation_is_refused(stack, data):
-    if stack.family != "keras3":
-        pytest.skip("gradient_accumulation_steps is a Keras 3 optimizer argument")
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, gradient_accumulation_steps=2))
     with pytest.raises(ValueError, match=r"Received: gradient_accumulation_steps=2"):

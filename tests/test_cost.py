@@ -14,13 +14,6 @@ from keras_lookahead import Lookahead, slow_weights
 LAYERS = (1, 6)  # 4 and 14 trainable variables
 
 
-def needs_tf_functions(stack):
-    if stack.family == "standalone" or stack.backend != "tensorflow":
-        pytest.skip("no traced TF2 function to inspect on {}".format(stack.label))
-    if not __import__("tensorflow").executing_eagerly():
-        pytest.skip("a TF1-style graph has no captured inputs ({})".format(stack.label))
-
-
 def deep(stack, layers):
     keras = stack.keras
     model = keras.Sequential([keras.Input((3,))] + [keras.layers.Dense(4, activation="tanh")
@@ -61,9 +54,10 @@ def gap(model):
 
 
 @pytest.mark.any_compile  # its own tf.function: fit's code path is not involved
+@pytest.mark.requires("tensorflow", reason="no traced TF2 function to inspect")
+@pytest.mark.requires("eager", reason="a TF1-style graph has no captured inputs")
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_captured_inputs_do_not_grow_with_the_weights(stack, api):
-    needs_tf_functions(stack)
     if api == "wrapper":
         stack.skip_without_wrapper()
     extra = []

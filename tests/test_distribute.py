@@ -138,13 +138,12 @@ def test_two_workers_match_one_device(stack, data, tmp_path):
                                            err_msg=api)
 
 
+@pytest.mark.requires("keras3", "jax", reason="keras.distribution.ModelParallel is Keras 3 on JAX")
 @pytest.mark.parametrize("api", ["inject", "wrapper", "nested"])
 def test_model_parallel_slow_copies_are_split_like_their_weights(stack, tmp_path, api):
     """keras.distribution.ModelParallel (Keras 3 on JAX, 2 host devices, every kernel and bias
     split over the "model" axis): each slow copy is laid out like its weight (split, not one
     whole copy per device), and training matches one device."""
-    if stack.family != "keras3" or stack.backend != "jax":
-        pytest.skip("keras.distribution.ModelParallel is Keras 3 on JAX")
     out = os.path.join(str(tmp_path), "out.npz")
     done = subprocess.run(workers.command(stack, "model_parallel_worker.py", out, api),
                           env=workers.environment(stack), stdout=subprocess.PIPE,

@@ -61,7 +61,7 @@ def _expected(stack):
 def test_every_private_name_is_there(stack, data):
     owners = _owners(stack, data)
     expected = _expected(stack)
-    assert expected, "no entry for {}: the test would show nothing".format(stack.label)
+    assert expected, f"no entry for {stack.label}: the test would show nothing"
     missing = []
     for entry in expected:
         if entry.owner.startswith("module:"):
@@ -74,10 +74,8 @@ def test_every_private_name_is_there(stack, data):
             ok = hasattr(owner, entry.name) and (
                 callable(getattr(owner, entry.name)) == (entry.kind == "callable"))
         if not ok:
-            missing.append("{}.{} ({}): {}".format(entry.owner, entry.name, entry.kind,
-                                                   entry.why))
-    assert not missing, "{}: gone or changed kind:\n  {}".format(stack.label,
-                                                                "\n  ".join(missing))
+            missing.append(f"{entry.owner}.{entry.name} ({entry.kind}): {entry.why}")
+    assert not missing, f"{stack.label}: gone or changed kind:\n  " + "\n  ".join(missing)
 
 
 def _private_names_used():
@@ -116,4 +114,4 @@ def test_the_inventory_is_complete():
     listed = {entry.name for entry in _internals.INTERNALS}
     unlisted = sorted(used - own - listed)
     assert not unlisted, ("private names of Keras / TensorFlow / PyTorch used but missing from "
-                          "compat/_internals.py: {}".format(unlisted))
+                          f"compat/_internals.py: {unlisted}")

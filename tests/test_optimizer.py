@@ -13,23 +13,23 @@ from helpers import (STEPS_APART, assert_weights, batch, max_gap, skip_unless_fl
                      train, train_reference, worked_path)
 
 
+# These fixtures are the stack; their names are requirements (conftest.FIXTURE_REQUIREMENTS):
+# a test taking one is skipped, with the reason, where the stack lacks it.
 @pytest.fixture
 def wrapped(stack):
-    stack.skip_without_wrapper()
+    """A stack with LookaheadOptimizer."""
     return stack
 
 
 @pytest.fixture
 def keras3(stack):
-    if stack.family != "keras3":
-        pytest.skip("a Keras 3 feature (this stack: {})".format(stack.label))
+    """A Keras 3 stack."""
     return stack
 
 
 @pytest.fixture
 def eager(wrapped):
-    if not wrapped.eager:
-        pytest.skip("needs eager execution (this stack: {})".format(wrapped.label))
+    """A stack with LookaheadOptimizer, executing eagerly."""
     return wrapped
 
 
@@ -55,12 +55,11 @@ def test_clear_error_where_unsupported(stack):
 
 
 @pytest.mark.any_compile
+@pytest.mark.requires("keras3")  # other stacks: test_clear_error_where_unsupported
 def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
     """On a Keras 3 outside the table, ``from keras_lookahead import LookaheadOptimizer`` works
     (a script importing it must not fail before it runs); making one, or loading one from a
     config, raises UnsupportedVersionError naming the version found and the table."""
-    if stack.family != "keras3":
-        pytest.skip("the Keras 3 range (other stacks: test_clear_error_where_unsupported)")
     from keras_lookahead import compat
     monkeypatch.setattr(compat, "_KERAS3_RANGE", ((9, 0), (9, 0)))
     from keras_lookahead import LookaheadOptimizer
@@ -315,18 +314,17 @@ def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
 
 
 @pytest.mark.any_compile
+@pytest.mark.requires("tf_keras_family", reason="Keras 3 saves a whole model as .keras; its "
+                                                "SavedModel export is for inference")
+@pytest.mark.requires("eager", reason="in a TF1-style graph, a SavedModel-loaded model whose "
+                                      "weights were read cannot be trained (TensorFlow's cond "
+                                      "gradient: 'Connecting to invalid output'), with a bare "
+                                      "optimizer too")
 def test_saved_model_round_trip(wrapped, data, tmp_path):
     """tf.keras / tf_keras SavedModel (model.save(dir, save_format="tf")) then load_model, for
     both optimizer families. Keras restores the weights and compiles a new optimizer from the
     saved config (its state starts over, as for a bare optimizer): the loaded model trains on
     with that LookaheadOptimizer, anchored at the loaded weights."""
-    if wrapped.family == "keras3":
-        pytest.skip("Keras 3 saves a whole model as .keras; its SavedModel export is for "
-                    "inference")
-    if not wrapped.eager:
-        pytest.skip("in a TF1-style graph, a SavedModel-loaded model whose weights were read "
-                    "cannot be trained (TensorFlow's cond gradient: 'Connecting to invalid "
-                    "output'), with a bare optimizer too")
     x, y, w0 = data
     model = wrapped.compile(wrapped.mlp(w0), wrapper(wrapped.sgd(0.1, 0.9), k=3, alpha=0.5))
     model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)

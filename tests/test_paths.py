@@ -70,9 +70,9 @@ def test_mixed_precision_skipped_steps_are_not_counted(stack):
     assert slow.dtype == np.float32 and np.all(np.isfinite(slow))
 
 
+@pytest.mark.requires("keras3", reason="gradient_accumulation_steps is a Keras 3 optimizer "
+                                       "argument")
 def test_gradient_accumulation_counts_applied_updates(stack, data):
-    if stack.family != "keras3":
-        pytest.skip("gradient_accumulation_steps is a Keras 3 optimizer argument")
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0),
                           stack.sgd(0.1, momentum=0.9, gradient_accumulation_steps=2))
