@@ -412,7 +412,7 @@ def momentum_variables(optimizer, pullback):
     """``weight -> its momentum variable`` in the built ``optimizer``; ValueError if it keeps
     no momentum-like state (``_momentum.MOMENTUM``; an optimizer of another class: any list
     under one of the names Keras 3's own optimizers use)."""
-    row = _momentum.entry(optimizer)
+    row = _momentum.entry(optimizer, read_config=False)
     if row is not None and row.keras3_attribute is not None:
         names = [row.keras3_attribute]
     else:

@@ -33,12 +33,14 @@ MOMENTUM = {
 }
 
 
-def entry(optimizer):
+def entry(optimizer, read_config=True):
     """``optimizer``'s row of :data:`MOMENTUM` (its class or the nearest base class in it), or
-    None. A row that needs momentum is None where the config's ``momentum`` is 0."""
+    None. With ``read_config``, a row that needs momentum is None where the config's
+    ``momentum`` is 0 (Keras 3 reads no config: it may be called inside a traced step, where
+    Keras 3.0's ``get_config`` cannot read a variable; an empty list of momentums tells)."""
     found = next((MOMENTUM[c.__name__] for c in type(optimizer).__mro__
                   if c.__name__ in MOMENTUM), None)
-    if found is not None and found.needs_momentum:
+    if found is not None and found.needs_momentum and read_config:
         config = optimizer.get_config() if hasattr(optimizer, "get_config") else {}
         if not config.get("momentum"):
             return None
