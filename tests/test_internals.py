@@ -9,6 +9,7 @@ import os
 import pytest
 
 import keras_lookahead
+from keras_lookahead import compat
 from keras_lookahead.compat import _internals
 
 # what fit's path or the optimizer family changes nothing here: once per pytest run
@@ -48,8 +49,7 @@ def _expected(stack):
         found = _internals.expected("keras3", stack.keras_minor, stack.backend)
         if stack.backend == "tensorflow":
             import tensorflow as tf
-            minor = tuple(int(p) for p in tf.__version__.split(".")[:2])
-            found += _internals.expected("tensorflow", minor)
+            found += _internals.expected("tensorflow", compat._minor(tf.__version__))
         return found
     if stack.family == "standalone":
         found = _internals.expected("standalone", stack.keras_minor)

@@ -85,6 +85,15 @@ def _mechanisms(stack):
 SAVED_AT = (6, 7)
 
 
+def _through_saved_at(model, x, y):
+    """Train ``model`` from step 0 to each point of SAVED_AT in turn, yielding the point."""
+    done = 0
+    for n in SAVED_AT:
+        _train(model, x, y, n - done, first=done)
+        done = n
+        yield n
+
+
 @pytest.mark.core
 @pytest.mark.parametrize("api", ["inject", "wrapper"])
 def test_resume_is_exact(stack, data, tmp_path, api):
@@ -101,10 +110,7 @@ def test_resume_is_exact(stack, data, tmp_path, api):
     def prefix(n, mechanism):
         return os.path.join(str(tmp_path), str(n), mechanism, "ckpt")
 
-    done = 0
-    for n in SAVED_AT:
-        _train(model, x, y, n - done, first=done)
-        done = n
+    for n in _through_saved_at(model, x, y):
         for mechanism, (save, _) in found.items():
             os.makedirs(os.path.dirname(prefix(n, mechanism)))
             save(model, prefix(n, mechanism))
@@ -143,10 +149,8 @@ def test_state_round_trip(stack, data):
         return m
 
     first = model()
-    taken, done = {}, 0
-    for n in SAVED_AT:
-        _train(first, x, y, n - done, first=done)
-        done = n
+    taken = {}
+    for n in _through_saved_at(first, x, y):
         taken[n] = first.get_weights(), keras_lookahead.get_state(first)
         assert int(taken[n][1][0]) == n and len(taken[n][1]) == 1 + len(w0)
     ref = MLPReference(w0, lr=0.1)
