@@ -88,7 +88,7 @@ def _row(keras):
 def test_every_env_is_inside_the_table():
     for name, keras, version, python, _, _ in envs():
         row = _row(keras)
-        assert _in_range(version, _bounds(keras)), \
+        assert _in_range(version, _bounds(row)), \
             "{}: {} {} is outside the table's {} - {}".format(name, keras, version, row.first,
                                                               row.last)
         assert python in row.pythons, "{}: Python {} is not in the table's {} for {}".format(

@@ -49,8 +49,9 @@ def test_clear_error_where_unsupported(stack):
         assert wrapper(stack.sgd(0.1)).k == 5
         return
     with pytest.raises(keras_lookahead.UnsupportedVersionError,
-                       match=r"LookaheadOptimizer needs Keras 3\.\d+ - 3\.\d+, tf\.keras in "
-                             r"TensorFlow 2\.0 - 2\.15 .*found TensorFlow 1\.\d+.*inject"):
+                       match=r"LookaheadOptimizer needs Keras 3\.\d+ - 3\.\d+, tf_keras 2\.16 - "
+                             r"2\.\d+ or tf\.keras in TensorFlow 2\.0 - 2\.15 in "
+                             r".*found TensorFlow 1\.\d+.*inject"):
         wrapper("sgd")
 
 
@@ -61,7 +62,7 @@ def test_unsupported_keras3_imports_and_raises_when_used(stack, monkeypatch):
     (a script importing it must not fail before it runs); making one, or loading one from a
     config, raises UnsupportedVersionError naming the version found and the table."""
     from keras_lookahead import compat
-    monkeypatch.setattr(compat, "_KERAS3_RANGE", ((9, 0), (9, 0)))
+    monkeypatch.setattr(compat, "_bounds", lambda row: ((9, 0), (9, 0)))  # every row: 9.0 only
     from keras_lookahead import LookaheadOptimizer
     for use in (lambda: LookaheadOptimizer("sgd", k=3), lambda: LookaheadOptimizer.from_config(
             {"optimizer": "sgd", "k": 3, "alpha": 0.5})):

@@ -1,48 +1,95 @@
 """Which Keras a model belongs to, and the adapter that hooks its training step.
 
-This is the only package that looks at versions. The choice is made per model, from the module
-of its ``Model`` class (a process may hold standalone Keras and tf.keras side by side): that names
-the Keras package, whose installed version is then checked against :data:`SUPPORTED`. Adapters
-are imported only when a model of their Keras is seen; importing ``keras_lookahead`` imports the
-installed Keras 3 or TensorFlow 2.x only to register ``LookaheadOptimizer`` for ``load_model``.
+This is the only package that looks at versions, and :data:`STACKS` is where it decides: a
+model's stack is the row that claims the package and version of its ``Model`` class (a process
+may hold standalone Keras and tf.keras side by side), checked against the row's range; the
+installed stack (for ``LookaheadOptimizer`` and scripts) is the row of the Keras that
+``import keras`` / ``tf.keras`` gives. Adapters are imported only when a model of their Keras is
+seen; importing ``keras_lookahead`` imports the installed Keras 3 or TensorFlow 2.x only to
+register ``LookaheadOptimizer`` for ``load_model``. See ``docs/design.md``, section 3.
 """
-import collections
+import importlib
 import importlib.util
 import os
 import sys
+from typing import NamedTuple, Optional, Tuple
 
 from packaging.version import Version
 
-#: One supported stack: its Keras, the first and last release proven (of TensorFlow for tf.keras),
-#: what it runs on, and the Pythons its envs run.
-Stack = collections.namedtuple("Stack", "keras first last runs_on pythons")
 
-#: The supported stacks: the one table that the version checks below, :func:`supported_table`,
-#: the README's table and tox.ini's envs all follow (tests/test_matrix.py checks the last two).
-#: Ranges are inclusive and compared on (major, minor) unless a patch is given.
+class Claim(NamedTuple):
+    """Models whose ``Model`` class comes from ``package`` at a version in ``[lowest, below)``
+    (None: unbounded) belong to the row; ``found`` words what was found for errors (fields:
+    ``version`` of the package, ``tf`` TensorFlow's version, ``backend``)."""
+    package: str
+    lowest: Optional[str]
+    below: Optional[str]
+    found: str
+
+
+class Stack(NamedTuple):
+    """One supported stack: its Keras, the first and last release proven (of TensorFlow for
+    tf.keras), what it runs on and the Pythons its envs run (the README's columns), which
+    models belong to it, the adapter that hooks them (``module.Class`` in this package), the
+    module of its ``LookaheadOptimizer`` (None: it has none) and the first release that has
+    one, the module a script builds models with, and the TensorFlow it must run on (None:
+    any)."""
+    keras: str
+    first: str
+    last: str
+    runs_on: str
+    pythons: Tuple[str, ...]
+    claims: Tuple[Claim, ...]
+    adapter: str
+    wrapper: Optional[str]
+    wrapper_first: Optional[str]
+    module: str
+    tensorflow: Optional[Tuple[str, str]] = None
+
+
+#: The supported stacks: the one table that :func:`adapter_for`, the ``LookaheadOptimizer``
+#: entry points, :func:`supported_table`, the README's table and tox.ini's envs all follow
+#: (tests/test_matrix.py checks the last two). Ranges are inclusive and compared on
+#: (major, minor) unless a patch is given.
 STACKS = (
-    Stack("standalone Keras", "2.2.4", "2.3.1", "TensorFlow 1.14 - 1.15", ("3.7",)),
-    Stack("tf.keras", "1.14", "2.15", "TensorFlow", ("3.7", "3.11")),
-    Stack("tf_keras", "2.16", "2.21", "TensorFlow 2.16 - 2.21", ("3.11", "3.12", "3.13")),
+    Stack("standalone Keras", "2.2.4", "2.3.1", "TensorFlow 1.14 - 1.15", ("3.7",),
+          claims=(Claim("keras", None, "2.4", "Keras {version} on TensorFlow {tf}"),),
+          adapter="_keras2_tf.Keras2TFAdapter", wrapper=None, wrapper_first=None,
+          module="keras", tensorflow=("1.14", "1.15")),
+    Stack("tf.keras", "1.14", "2.15", "TensorFlow", ("3.7", "3.11"),
+          claims=(Claim("tensorflow", None, None, "tf.keras in TensorFlow {version}"),
+                  # TensorFlow 1.15 / 2.0 keep tf.keras in tensorflow_core
+                  Claim("tensorflow_core", None, None, "tf.keras in TensorFlow {version}"),
+                  # from TensorFlow 2.6, tf.keras is the keras 2.x package
+                  Claim("keras", "2.4", "3", "tf.keras {version} (TensorFlow {tf})")),
+          adapter="_keras2_tf.Keras2TFAdapter", wrapper="_tf_optimizer", wrapper_first="2.0",
+          module="tensorflow.keras"),
+    Stack("tf_keras", "2.16", "2.21", "TensorFlow 2.16 - 2.21", ("3.11", "3.12", "3.13"),
+          claims=(Claim("tf_keras", None, None, "tf_keras {version}"),),
+          adapter="_keras2_tf.Keras2TFAdapter", wrapper="_tf_optimizer", wrapper_first=None,
+          module="tf_keras"),
     Stack("Keras 3", "3.0", "3.15", "TensorFlow 2.16 - 2.21, JAX, PyTorch",
-          ("3.11", "3.12", "3.13")),
+          ("3.11", "3.12", "3.13"),
+          claims=(Claim("keras", "3", None, "Keras {version} with the {backend} backend"),),
+          adapter="_keras3.Keras3Adapter", wrapper="_keras3_optimizer", wrapper_first=None,
+          module="keras"),
 )
 _PYTHON_NOTES = {"tf.keras": "3.7; 3.11 from TF 2.12",
                  "Keras 3": "3.11 - 3.13 (PyTorch: 3.11)"}
 
 
-def _bounds(keras):
-    stack, = [s for s in STACKS if s.keras == keras]
+def _stack(keras):
+    """The row of :data:`STACKS` named ``keras``."""
+    row, = [s for s in STACKS if s.keras == keras]
+    return row
+
+
+def _bounds(stack):
+    """``stack``'s range: (first, last) as Versions where they give a patch, else as
+    (major, minor)."""
     if stack.first.count(".") == 2:
         return Version(stack.first), Version(stack.last)
-    return tuple(tuple(int(p) for p in v.split(".")) for v in (stack.first, stack.last))
-
-
-_STANDALONE_RANGE = _bounds("standalone Keras")
-_TF_FOR_STANDALONE = ((1, 14), (1, 15))
-_TF_KERAS_RANGE = _bounds("tf.keras")  # tf.keras, in tensorflow (to 2.5) or the keras package
-_TF_KERAS_PACKAGE_RANGE = _bounds("tf_keras")  # tf_keras, TF_USE_LEGACY_KERAS=1
-_KERAS3_RANGE = _bounds("Keras 3")
+    return _minor(stack.first), _minor(stack.last)
 
 
 def _row(stack):
@@ -60,7 +107,7 @@ SUPPORTED = tuple(_row(s) for s in STACKS)
 
 def _keras3_range_text():
     """The Keras 3 range as the table shows it, e.g. ``3.0 - 3.15``."""
-    return SUPPORTED[-1][1]
+    return _row(_stack("Keras 3"))[1]
 
 
 class UnsupportedVersionError(RuntimeError):
@@ -99,10 +146,9 @@ def _in_range(version, bounds):
 
 def _model_class(obj):
     """The Keras ``Model`` class among ``type(obj)``'s bases, or None."""
+    packages = {c.package for s in STACKS for c in s.claims}
     for cls in type(obj).__mro__:
-        root = (cls.__module__ or "").split(".")[0]
-        if cls.__name__ == "Model" and root in ("keras", "tf_keras", "tensorflow",
-                                                "tensorflow_core"):
+        if cls.__name__ == "Model" and (cls.__module__ or "").split(".")[0] in packages:
             return cls
     return None
 
@@ -128,11 +174,6 @@ def check_optimizer(model, found):
                            type(optimizer).__name__, _package(type(optimizer))))
 
 
-def _keras2_adapter(name, cls):
-    from keras_lookahead.compat import _keras2_tf
-    return _keras2_tf.Keras2TFAdapter(name, cls)
-
-
 def check_model(model):
     """TypeError unless ``model`` is a Keras model; returns its ``Model`` class."""
     cls = _model_class(model)
@@ -143,49 +184,46 @@ def check_model(model):
     return cls
 
 
-def adapter_for(model):
-    """The adapter for ``model``; TypeError for a non-model, UnsupportedVersionError for a
-    version outside :data:`SUPPORTED`."""
-    cls = check_model(model)
-    root = cls.__module__.split(".")[0]
+def _claims(claim, version):
+    return ((claim.lowest is None or Version(version) >= Version(claim.lowest))
+            and (claim.below is None or Version(version) < Version(claim.below)))
+
+
+def _backend(package):
+    backend = getattr(sys.modules.get(package), "backend", None)
+    return backend.backend() if hasattr(backend, "backend") else "tensorflow"
+
+
+def stack_of(model):
+    """``(row of STACKS, what was found)`` for ``model``'s Keras; TypeError for a non-model,
+    UnsupportedVersionError where no row claims it or its version is outside the row's range."""
+    root = check_model(model).__module__.split(".")[0]
     version = getattr(sys.modules.get(root), "__version__", "unknown")
-    if root in ("tensorflow", "tensorflow_core"):
-        # tf.keras living inside TensorFlow (TF <= 2.5)
-        found = "tf.keras in TensorFlow {}".format(version)
-        if not _in_range(version, _TF_KERAS_RANGE):
-            raise _unsupported(found)
-        return _keras2_adapter(found, cls)
-    if root == "keras" and Version(version) >= Version("3"):
-        import keras
-        found = "Keras {} with the {} backend".format(version, keras.backend.backend())
-        if not _in_range(version, _KERAS3_RANGE):
-            raise _unsupported(found)
-        from keras_lookahead.compat import _keras3
-        return _keras3.Keras3Adapter(found)
-    if root == "keras":
-        import tensorflow
-        tf_version = tensorflow.__version__
-        if Version(version) < Version("2.4"):
-            found = "Keras {} on TensorFlow {}".format(version, tf_version)
-            backend = sys.modules["keras"].backend.backend()
-            if backend != "tensorflow":
-                raise _unsupported("Keras {} with the {} backend".format(version, backend))
-            if not (_in_range(version, _STANDALONE_RANGE)
-                    and _minor(tf_version) in _TF_FOR_STANDALONE):
+    tf_version = getattr(sys.modules.get("tensorflow"), "__version__", "unknown")
+    for stack in STACKS:
+        for claim in stack.claims:
+            if claim.package != root or not _claims(claim, version):
+                continue
+            found = claim.found.format(version=version, tf=tf_version, backend=_backend(root))
+            if stack.tensorflow and _backend(root) != "tensorflow":
+                raise _unsupported("{} {} with the {} backend".format(stack.keras.split()[-1],
+                                                                     version, _backend(root)))
+            in_range = _in_range(version, _bounds(stack)) and (
+                not stack.tensorflow or _in_range(tf_version, tuple(
+                    _minor(v) for v in stack.tensorflow)))
+            if not in_range:
                 raise _unsupported(found)
-            return _keras2_adapter(found, cls)
-        if Version(version) < Version("3"):
-            # from TF 2.6, tf.keras is the keras 2.x package
-            found = "tf.keras {} (TensorFlow {})".format(version, tf_version)
-            if not _in_range(version, _TF_KERAS_RANGE):
-                raise _unsupported(found)
-            return _keras2_adapter(found, cls)
-    if root == "tf_keras":
-        found = "tf_keras {}".format(version)
-        if not _in_range(version, _TF_KERAS_PACKAGE_RANGE):
-            raise _unsupported(found)
-        return _keras2_adapter(found, cls)
+            return stack, found
     raise _unsupported("{} {}".format(root, version))
+
+
+def adapter_for(model):
+    """The adapter for ``model``, made as its row of :data:`STACKS` names; TypeError for a
+    non-model, UnsupportedVersionError for a version outside :data:`SUPPORTED`."""
+    stack, found = stack_of(model)
+    module, name = stack.adapter.rsplit(".", 1)
+    adapter = getattr(importlib.import_module("keras_lookahead.compat." + module), name)
+    return adapter(found, _model_class(model))
 
 
 def _installed_keras_version():
@@ -212,15 +250,26 @@ def _keras3_installed():
     return version is not None and version.major >= 3 and not _legacy_keras_selected()
 
 
-def _tf_keras_optimizers():
-    """``(TensorFlow version, tf.keras is usable for LookaheadOptimizer)``; ImportError
-    without TensorFlow."""
+def _installed():
+    """``(row of STACKS, version)`` of the Keras a script gets by default (``import keras``
+    where that is Keras 3, else ``tf.keras``; the version is the one the row's range is on).
+    The row is None where ``tf.keras`` is Keras 3 but Keras 3 is not selected; ImportError
+    without Keras 3 and TensorFlow."""
+    if _keras3_installed():
+        return _stack("Keras 3"), str(_installed_keras_version())
     import tensorflow as tf
     version = tf.__version__
-    in_range = _in_range(version, ((2, 0), _TF_KERAS_PACKAGE_RANGE[1]))
-    if in_range and _minor(version) >= _TF_KERAS_PACKAGE_RANGE[0]:
-        in_range = _legacy_keras_selected()  # TF 2.16+: tf.keras is Keras 3 otherwise
-    return version, in_range
+    if _minor(version) <= _minor(_stack("tf.keras").last):
+        return _stack("tf.keras"), version
+    # TF 2.16+: tf.keras is tf_keras only with TF_USE_LEGACY_KERAS=1, Keras 3 otherwise
+    return (_stack("tf_keras") if _legacy_keras_selected() else None), version
+
+
+def _wrapper_in_range(stack, version):
+    """Whether ``stack`` at ``version`` has a ``LookaheadOptimizer``: in its range, and from
+    its ``wrapper_first`` on."""
+    return (stack.wrapper is not None and _in_range(version, _bounds(stack))
+            and _minor(version) >= _minor(stack.wrapper_first or stack.first))
 
 
 def _importable(name):
@@ -234,15 +283,13 @@ def _importable(name):
 
 def register_optimizer():
     """Import (and so register for ``load_model``) the ``LookaheadOptimizer`` of the installed
-    Keras: Keras 3, or tf.keras / tf_keras on TensorFlow 2.x; otherwise do nothing."""
+    Keras, where its row of :data:`STACKS` has one; otherwise do nothing."""
     try:
-        if _keras3_installed():
-            if _in_range(str(_installed_keras_version()), _KERAS3_RANGE):
-                from keras_lookahead.compat import _keras3_optimizer  # noqa: F401
+        if not _keras3_installed() and not _importable("tensorflow"):
             return
-        if not _importable("tensorflow") or not _tf_keras_optimizers()[1]:
-            return
-        from keras_lookahead.compat import _tf_optimizer  # noqa: F401
+        stack, version = _installed()
+        if stack is not None and _wrapper_in_range(stack, version):
+            importlib.import_module("keras_lookahead.compat." + stack.wrapper)
     except ImportError:
         # A Keras without a usable backend: inject on other Kerases must still import;
         # LookaheadOptimizer then raises this error when it is asked for.
@@ -269,52 +316,61 @@ def _unavailable(error):
     return LookaheadOptimizer
 
 
+def _wrapper_ranges():
+    """Where a ``LookaheadOptimizer`` exists, as an error words it."""
+    texts = []
+    for stack in reversed(STACKS):  # the newest first
+        if stack.wrapper is None:
+            continue
+        first = stack.wrapper_first or stack.first
+        prefix = {"tf.keras": "tf.keras in TensorFlow ", "Keras 3": "Keras "}.get(
+            stack.keras, stack.keras + " ")
+        texts.append("{}{} - {}".format(prefix, first, stack.last))
+    return ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
 def lookahead_optimizer_class():
     """The ``LookaheadOptimizer`` class for the installed Keras (tf.keras: the class of its
     default optimizer family; it turns into ``LegacyLookaheadOptimizer`` around a legacy one).
     Where this release has none, a stand-in that raises UnsupportedVersionError when used."""
-    if _keras3_installed():
-        version = _installed_keras_version()
-        if not _in_range(str(version), _KERAS3_RANGE):
-            return _unavailable(lambda: _unsupported("Keras {}".format(version)))
-        from keras_lookahead.compat import _keras3_optimizer
-        return _keras3_optimizer.LookaheadOptimizer
     try:
-        tf_version, usable = _tf_keras_optimizers()
+        stack, version = _installed()
     except ImportError:
-        tf_version, usable = None, False
-    if not usable:
-        found = "TensorFlow {}".format(tf_version) if tf_version else "no TensorFlow"
-        if _legacy_keras_selected():
-            found += " with TF_USE_LEGACY_KERAS=1"
-        return _unavailable(lambda: UnsupportedVersionError(
-            "LookaheadOptimizer needs Keras {}, tf.keras in TensorFlow 2.0 - 2.15 or "
-            "tf_keras 2.16 - 2.21 in this release; found {}. On TensorFlow 1.x and standalone "
-            "Keras, use Lookahead(k, alpha).inject(model) after compile, or "
-            "keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n{}".format(
-                _keras3_range_text(), found, supported_table())))
-    from keras_lookahead.compat import _tf_optimizer
-    return _tf_optimizer.LookaheadOptimizer
+        stack, version = None, None
+    if stack is not None and _wrapper_in_range(stack, version):
+        return importlib.import_module("keras_lookahead.compat." + stack.wrapper)\
+            .LookaheadOptimizer
+    if stack is not None and stack.keras == "Keras 3":
+        return _unavailable(lambda: _unsupported("Keras {}".format(version)))
+    found = "TensorFlow {}".format(version) if version else "no TensorFlow"
+    if _legacy_keras_selected():
+        found += " with TF_USE_LEGACY_KERAS=1"
+    return _unavailable(lambda: UnsupportedVersionError(
+        "LookaheadOptimizer needs {} in this release; found {}. On TensorFlow 1.x and "
+        "standalone Keras, use Lookahead(k, alpha).inject(model) after compile, or "
+        "keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n{}".format(
+            _wrapper_ranges(), found, supported_table())))
 
 
 def keras_module():
-    """The Keras a script should build models with: Keras 3 where it is installed (and
-    TF_USE_LEGACY_KERAS is not set), else tf_keras / tf.keras."""
-    if _keras3_installed():
-        import keras
-        return keras
-    if _legacy_keras_selected() and _importable("tf_keras"):
-        import tf_keras
-        return tf_keras
-    import tensorflow as tf
-    return tf.keras
+    """The Keras a script should build models with: the module its installed row of
+    :data:`STACKS` names (Keras 3 where it is installed and TF_USE_LEGACY_KERAS is not set,
+    else tf_keras / tf.keras)."""
+    try:
+        stack, _ = _installed()
+    except ImportError:
+        stack = None
+    name = stack.module if stack is not None else "tensorflow.keras"
+    if not _importable(name.split(".")[0]):
+        name = "tensorflow.keras"
+    package, _, attribute = name.partition(".")
+    module = importlib.import_module(package)
+    return getattr(module, attribute) if attribute else module
 
 
 def calls_test_hooks_in_fit(model):
     """Whether ``fit`` on ``model``'s Keras calls ``on_test_begin`` / ``on_test_end`` around
     its validation pass: everywhere but standalone Keras 2.2 / 2.3 (its fit validates in a
     loop of its own, without them)."""
-    adapter_for(model)  # the supported-version check
-    root = _model_class(model).__module__.split(".")[0]
-    version = getattr(sys.modules.get(root), "__version__", "0")
-    return not (root == "keras" and Version(version) < Version("2.4"))
+    stack, _ = stack_of(model)  # also the supported-version check
+    return stack.keras != "standalone Keras"

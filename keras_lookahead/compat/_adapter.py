@@ -11,10 +11,12 @@ import abc
 
 
 class Adapter(abc.ABC):
-    """One Keras family. ``name``: the family's name as errors print it (e.g. ``tf.keras``)."""
+    """One Keras family. ``name``: the stack found, as errors print it (e.g. ``tf.keras 2.15.0
+    (TensorFlow 2.15.1)``); ``model_class``: the ``Model`` class of the model it serves."""
 
-    def __init__(self, name):
+    def __init__(self, name, model_class):
         self.name = name
+        self.model_class = model_class
 
     @abc.abstractmethod
     def is_compiled(self, model):

@@ -82,7 +82,7 @@ class Keras2TFAdapter(Adapter):
     """Standalone Keras, tf.keras and tf_keras (``_adapter.Adapter``)."""
 
     def __init__(self, name, model_class):
-        Adapter.__init__(self, name)
+        super().__init__(name, model_class)
         # Keras' own backend module (it owns the graph-mode session): <package>.backend
         self._backend_module = model_class.__module__.split(".engine.")[0] + ".backend"
 
