@@ -9,7 +9,7 @@ of it on plain ``tf.Variable`` pairs are timed, interleaved, per call:
 - ``per_variable_xla``: the same function compiled with XLA (``jit_compile=True``);
 - ``one_variable``: all parameters in one fast and one slow variable: the memory traffic alone;
 - ``lookahead_xla`` and ``lookahead_plain``: for comparison, Lookahead's own sync branch
-  (``compat._tf.sync_levels_branch``, as the train step runs it: in a ``tf.cond``, through the
+  (``compat._tf_sync.sync_levels_branch``, as the train step runs it: in a ``tf.cond``, through the
   packed handles) on the per-variable pairs, as one XLA-compiled function and as plain ops.
 
 The difference between the first two and the last is the executor's cost per variable, the floor
@@ -70,7 +70,7 @@ def tensorflow_functions(shape_list, alpha):
             f.assign(value)
         return tf.constant(0)
 
-    from keras_lookahead.compat import _tf
+    from keras_lookahead.compat import _tf_sync as _tf
     reach, cache = _tf.Reach(), {}
 
     def lookahead(xla):

@@ -94,6 +94,40 @@ def _innermost(optimizer):
     return optimizer if inner is None else _innermost(inner)
 
 
+class _Copies:
+    """Per weight, the variables a sync reads and writes: the weight, its slow copy per level,
+    and with pullback its momentum and cached momentum (None where there is none)."""
+
+    def __init__(self, weights, slow_levels, momentum, cached, steps, pullback):
+        self.weights, self.slow_levels = weights, slow_levels
+        self.momentum, self.cached = momentum, cached
+        self.steps, self.pullback = steps, pullback
+        self.width = len(self.group(0)) if weights else 0
+
+    def group(self, i):
+        """Weight i's variables, in the order :meth:`synced` gives their values."""
+        return ([self.weights[i]] + [slows[i] for slows in self.slow_levels]
+                + [v for v in (self.momentum[i], self.cached[i]) if v is not None])
+
+    def synced(self, indices, syncs):
+        """New values of the groups of ``indices``, in order (``_rule``'s arithmetic)."""
+        new_fast, new_levels = _rule.synced_values(
+            [self.weights[i].value for i in indices],
+            [[slows[i].value for i in indices] for slows in self.slow_levels], self.steps,
+            syncs, _cond)
+        new_momentum, new_cached = [], []
+        if self.pullback != "none":
+            new_momentum, new_cached = _rule.momentum_after_sync(
+                [self.momentum[i].value for i in indices],
+                [self.cached[i].value for i in indices if self.cached[i] is not None],
+                self.steps[0], self.pullback, ops.zeros_like)
+        new = []
+        for j in range(len(indices)):
+            new += [new_fast[j]] + [values[j] for values in new_levels]
+            new += [m[j] for m in (new_momentum, new_cached) if m]
+        return new
+
+
 class Keras3State(SlotTable):
     """Counter and slow weights, held as variables of the optimizer that applies updates.
 
@@ -111,10 +145,10 @@ class Keras3State(SlotTable):
         self._momentum = None  # the inner optimizer's momentum of a weight (pullback)
         self._compiled = {}  # TensorFlow: the XLA-compiled anchor and sync, per list of weights
         self._jitted = {}  # JAX outside jit: the sync as one jitted function
-        self._tf = None
+        self._tf_sync = None
         if keras.backend.backend() == "tensorflow":
-            from keras_lookahead.compat import _tf
-            self._tf, self._reach = _tf, _tf.Reach()
+            from keras_lookahead.compat import _tf_sync
+            self._tf_sync, self._reach = _tf_sync, _tf_sync.Reach()
         SlotTable.__init__(self)
         # While no optimizer holds the state (it moved): per weight, the values of its copies.
         self._pending = {}
@@ -175,16 +209,16 @@ class Keras3State(SlotTable):
         self.optimizer, self.counter, self._slots = None, None, {}
         # what was built on those variables (packed handles, compiled branches) goes with them
         self._compiled, self._jitted = {}, {}
-        if self._tf is not None:
-            self._reach = self._tf.Reach()
+        if self._tf_sync is not None:
+            self._reach = self._tf_sync.Reach()
 
     def apply(self, weights, run, applied):
         """One hooked update of ``weights``: the anchor, ``run()`` (the inner update), then
         counting it (if ``applied()``, called after ``run``, says so) and the sync. Returns
         what ``run`` returns."""
         before = self.anchor_before(weights)
-        if self._tf is not None:
-            result, updates = self._tf.run_ordered(run, before)
+        if self._tf_sync is not None:
+            result, updates = self._tf_sync.run_ordered(run, before)
         else:
             result, updates = run(), []
         self.sync_after(applied(), weights, before, updates)
@@ -200,9 +234,9 @@ class Keras3State(SlotTable):
         if self._select_values:
             self._select_anchor(first, pairs)
             return None
-        if self._tf is not None:
+        if self._tf_sync is not None:
             import tensorflow as tf
-            return tf.cond(first, self._tf.copy_branch(
+            return tf.cond(first, self._tf_sync.copy_branch(
                 self._reach, self._compiled, [s.value for s, _ in pairs],
                 [w.value for _, w in pairs]), lambda: tf.constant(False))
 
@@ -216,8 +250,33 @@ class Keras3State(SlotTable):
     def sync_after(self, applied, weights, before=None, updates=()):
         """Count one update (if ``applied``, a bool tensor, says so: None means it was); on the
         last step of a period, sync. ``before`` is what :meth:`anchor_before` returned;
-        ``updates`` (TensorFlow) the ops of the inner update, which the count follows."""
-        slow_levels = [self.slow_weights(weights, level) for level in range(len(self.levels))]
+        ``updates`` (TensorFlow) the ops of the inner update, which the count follows. The
+        sync takes one of the backend's strategies: values selected after it (JAX), one
+        compiled branch (TensorFlow, ``_tf_sync``), a fused one (``_FUSED_SYNC``), or the
+        generic one in pieces."""
+        syncs = self._count_update(applied, updates)
+        copies = self._copies(weights)
+        if self._select_values:
+            self._select_sync(syncs, copies)
+            return
+        if self._tf_sync is not None:
+            import tensorflow as tf
+            tf.cond(syncs[0], self._tf_sync.sync_levels_branch(
+                self._reach, self._compiled, _values(weights),
+                [_values(slows) for slows in copies.slow_levels], copies.steps, syncs,
+                _values(copies.momentum), _values(copies.cached), self.pullback),
+                lambda: tf.constant(False))
+            return
+        fused = _FUSED_SYNC.get(keras.backend.backend()) if self.pullback == "none" else None
+        if fused is not None:
+            ops.cond(syncs[0], fused(weights, copies.slow_levels, copies.steps, syncs),
+                     lambda: None)
+            return
+        self._sync_in_pieces(syncs, copies)
+
+    def _count_update(self, applied, updates):
+        """Add the update to the counter (after ``updates``, on TensorFlow); per level, the bool
+        tensor of whether it syncs now."""
         if applied is None:
             count = self.counter + 1
         else:
@@ -230,70 +289,43 @@ class Keras3State(SlotTable):
         syncs = [_rule.is_sync_step(count, period, equal=ops.equal) for period, _ in self.levels]
         if applied is not None:
             syncs = [ops.logical_and(applied, sync) for sync in syncs]
-        steps = [step for _, step in self.levels]
+        return syncs
+
+    def _copies(self, weights):
+        """The variables a sync of ``weights`` reads and writes (:class:`_Copies`)."""
+        levels = len(self.levels)
         momentum = cached = [None] * len(weights)
         if self.pullback != "none":
             momentum = [self._momentum(w) for w in weights]
             if self.pullback == "pullback":
-                cached = [self.slow(w, len(self.levels)) for w in weights]
+                cached = [self.slow(w, levels) for w in weights]
+        return _Copies(weights, [self.slow_weights(weights, level) for level in range(levels)],
+                       momentum, cached, [step for _, step in self.levels], self.pullback)
 
-        def group(i):
-            """Weight i's variables: itself, its slow copy per level, its momentum and cached
-            momentum (pullback)."""
-            return ([weights[i]] + [slows[i] for slows in slow_levels]
-                    + [v for v in (momentum[i], cached[i]) if v is not None])
-
-        def synced(indices):
-            """New values of the groups of ``indices``, in order."""
-            new_fast, new_levels = _rule.synced_values(
-                [weights[i].value for i in indices],
-                [[slows[i].value for i in indices] for slows in slow_levels], steps, syncs,
-                _cond)
-            new_momentum, new_cached = [], []
-            if self.pullback != "none":
-                new_momentum, new_cached = _rule.momentum_after_sync(
-                    [momentum[i].value for i in indices],
-                    [cached[i].value for i in indices if cached[i] is not None], steps[0],
-                    self.pullback, ops.zeros_like)
-            new = []
-            for j in range(len(indices)):
-                new += [new_fast[j]] + [values[j] for values in new_levels]
-                new += [m[j] for m in (new_momentum, new_cached) if m]
-            return new
-
-        if self._select_values:
-            self._select_sync(syncs, [group(i) for i in range(len(weights))], synced)
-            return
-        if self._tf is not None:
-            import tensorflow as tf
-            tf.cond(syncs[0], self._tf.sync_levels_branch(
-                self._reach, self._compiled, _values(weights),
-                [_values(slows) for slows in slow_levels], steps, syncs, _values(momentum),
-                _values(cached), self.pullback), lambda: tf.constant(False))
-            return
-        fused = _FUSED_SYNC.get(keras.backend.backend()) if self.pullback == "none" else None
-        if fused is not None:
-            ops.cond(syncs[0], fused(weights, slow_levels, steps, syncs), lambda: None)
-            return
-        width = len(group(0))
-        chunks = list(pieces([width * _nbytes(w) for w in weights], _slots.PIECE_BYTES))
+    def _sync_in_pieces(self, syncs, copies):
+        """The generic sync: a ``cond`` whose branch assigns the new values piece by piece (the
+        new values are new buffers: one piece's are alive at a time)."""
+        chunks = list(pieces([copies.width * _nbytes(w) for w in copies.weights],
+                             _slots.PIECE_BYTES))
 
         def sync():
-            # in pieces (the new values are new buffers): one piece's are alive at a time
             for indices in chunks:
-                variables = [v for i in indices for v in group(i)]
-                for v, value in zip(variables, synced(indices)):
+                variables = [v for i in indices for v in copies.group(i)]
+                for v, value in zip(variables, copies.synced(indices, syncs)):
                     v.assign(value)
 
         ops.cond(syncs[0], sync, lambda: None)
 
-    def _select_sync(self, syncs, groups, synced):
+    def _select_sync(self, syncs, copies):
         """JAX: no assignment inside a branch, so the sync computes values, assigned after it.
-        ``groups``: per weight, its variables; ``synced(indices)``: the new values of the groups
-        of ``indices``, in order. Under jit the sync is the body of loops that run at most
-        once (:func:`_run_if`), one per piece of the model; outside jit (``run_eagerly``) it is
-        one jitted call."""
+        Under jit the sync is the body of loops that run at most once (:func:`_run_if`), one
+        per piece of the model; outside jit (``run_eagerly``) it is one jitted call."""
         sync = syncs[0]
+        groups = [copies.group(i) for i in range(len(copies.weights))]
+
+        def synced(indices):
+            return copies.synced(indices, syncs)
+
         if _concrete(sync):
             if bool(sync):
                 flat = [v for g in groups for v in g]
