@@ -173,6 +173,10 @@ class Stack:
             return "TensorFlow 1.x"
         return None
 
+    def mixed_precision(self):
+        """``keras.mixed_precision.set_global_policy``, or None where there is none."""
+        return getattr(getattr(self.keras, "mixed_precision", None), "set_global_policy", None)
+
     def skip_without_wrapper(self):
         reason = self.no_wrapper()
         if reason is not None:
@@ -252,6 +256,20 @@ REQUIREMENTS = {
         s.backend),
     "tf_keras_family": lambda s: s.family == "keras3" and "a tf.keras / standalone Keras "
                                                           "feature",
+    "mixed_precision": lambda s: s.mixed_precision() is None and "no keras.mixed_precision."
+                                                                 "set_global_policy on this "
+                                                                 "stack (TF >= 2.4)",
+    "pullback": lambda s: s.family == "standalone" and "no pullback on standalone Keras (its "
+                                                       "SGD builds its momentum out of reach: "
+                                                       "test_pullback_matches_reference)",
+    "train_step": lambda s: (s.family == "standalone" or not hasattr(s.keras.Model,
+                                                                     "train_step"))
+    and "train_step can be overridden from TensorFlow 2.2 and in Keras 3",
+    "stops_mid_epoch": lambda s: s.family == "tf" and s.tf_minor in ((2, 2), (2, 3)) and (
+        "fit in TF 2.2 / 2.3 reads stop_training only at the end of an epoch, so a callback "
+        "cannot stop it mid-epoch (Keras' loop, not Lookahead)"),
+    "h5_model": lambda s: s.family == "keras3" and "Keras 3 saves a whole model as .keras "
+                                                   "(test_resume: keras_file)",
 }
 #: fixtures that stand for a requirement: a test taking ``wrapped`` requires the wrapper
 FIXTURE_REQUIREMENTS = {"wrapped": ("wrapper",), "keras3": ("keras3",),

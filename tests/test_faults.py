@@ -12,11 +12,9 @@ from reference import MLPReference
 K, ALPHA = 3, 0.5
 
 
+@pytest.mark.requires("stops_mid_epoch")
 @pytest.mark.parametrize("nan_step", [5, 6])
 def test_nan_loss_and_terminate_on_nan(stack, data, nan_step):
-    if stack.family == "tf" and stack.tf_minor in ((2, 2), (2, 3)):
-        pytest.skip("fit in TF 2.2 / 2.3 reads stop_training only at the end of an epoch, so "
-                    "TerminateOnNaN cannot stop it mid-epoch (Keras' loop, not Lookahead)")
     x, y, w0 = data
     xs = np.concatenate([x, x, x, x])  # 8 batches of 4, in the order of the reference
     ys = np.concatenate([y, y, y, y])

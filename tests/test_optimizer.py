@@ -137,13 +137,11 @@ def test_gradient_accumulation_counts_applied_updates(keras3, data):
     assert_weights(model, train_reference(ref, x, y))
 
 
+@pytest.mark.requires("mixed_precision")
 def test_mixed_precision_wraps_the_wrapper(wrapped):
     """Under mixed_float16, Keras wraps the compiled LookaheadOptimizer in its loss-scale
     optimizer, which calls it only on finite gradients: skipped steps are not counted."""
-    mixed_precision = getattr(wrapped.keras, "mixed_precision", None)
-    set_policy = getattr(mixed_precision, "set_global_policy", None)
-    if set_policy is None:
-        pytest.skip("no keras.mixed_precision.set_global_policy on this stack (TF >= 2.4)")
+    set_policy = wrapped.mixed_precision()
     set_policy("mixed_float16")
     try:
         skip_unless_float16_overflows(wrapped)
@@ -447,10 +445,9 @@ def _first_moments(stack, model):
     return stack.values([optimizer.get_slot(w, "m") for w in model.trainable_weights])
 
 
+@pytest.mark.requires("pullback")
 def test_pullback_reaches_adam_first_moment(stack, data):
     """On Adam, "reset" zeroes the first moment at each sync (and only then)."""
-    if stack.family == "standalone":
-        pytest.skip("no pullback on standalone Keras (test_pullback_matches_reference)")
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), _optimizers(stack).Adam(learning_rate=0.01))
     keras_lookahead.Lookahead(k=2, pullback="reset").inject(model)

@@ -40,18 +40,12 @@ def test_compile_paths_match_reference(stack, data, extra):
     assert max_gap(expected, train_reference(MLPReference(w0, 0.1, 0.9), x, y)) > STEPS_APART
 
 
-def _mixed_precision(keras):
-    api = getattr(keras, "mixed_precision", None)
-    return getattr(api, "set_global_policy", None)
-
-
+@pytest.mark.requires("mixed_precision")
 def test_mixed_precision_skipped_steps_are_not_counted(stack):
     """A loss large enough to overflow float16 at the initial loss scale (2^15): the loss-scale
     optimizer skips steps (halving the scale) until the scaled gradient fits. Lookahead must count
     only the applied updates: after the skips, theta follows the worked trajectory exactly."""
-    set_policy = _mixed_precision(stack.keras)
-    if set_policy is None:
-        pytest.skip("no keras.mixed_precision.set_global_policy on this stack (TF >= 2.4)")
+    set_policy = stack.mixed_precision()
     set_policy("mixed_float16")
     try:
         skip_unless_float16_overflows(stack)

@@ -89,13 +89,11 @@ def _recompile_refused(stack):
     return None
 
 
+@pytest.mark.requires("mixed_precision")
 def test_recompile_under_mixed_precision(stack):
     """mixed_float16: compile, inject, compile again with the same optimizer. Keras wraps a new
     loss-scale optimizer around it; Lookahead stays hooked on the one inner optimizer."""
-    set_policy = getattr(getattr(stack.keras, "mixed_precision", None), "set_global_policy",
-                         None)
-    if set_policy is None:
-        pytest.skip("no keras.mixed_precision.set_global_policy on this stack (TF >= 2.4)")
+    set_policy = stack.mixed_precision()
     set_policy("mixed_float16")
     try:
         refused = _recompile_refused(stack)
@@ -141,8 +139,6 @@ def _custom_step_model(stack, own):
     """A functional model whose ``train_step`` applies its gradients with ``own`` (None: with
     ``self.optimizer``, as Keras' own step does)."""
     keras = stack.keras
-    if stack.family == "standalone" or not hasattr(keras.Model, "train_step"):
-        pytest.skip("train_step can be overridden from TensorFlow 2.2 and in Keras 3")
     if stack.backend == "jax":
         pytest.skip("a JAX train_step is stateless: an optimizer of its own must be threaded "
                     "through the trainer's state by hand, which no Keras guide does")
@@ -179,6 +175,7 @@ def _custom_step_model(stack, own):
     return model
 
 
+@pytest.mark.requires("train_step")
 @pytest.mark.parametrize("own", [False, True], ids=["self.optimizer", "own optimizer"])
 def test_custom_train_step(stack, data, own):
     """A train_step that applies ``self.optimizer`` is exact; one that applies an optimizer of
@@ -285,11 +282,10 @@ def test_groups_of_weights_in_turn_are_refused(stack):
 
 
 @pytest.mark.any_compile
+@pytest.mark.requires("h5_model")
 def test_hdf5_resume_keeps_the_optimizer_state(stack, data, tmp_path):
     """The README's HDF5 recipe: model.save("m.h5") and get_state; later load_model, inject,
     set_state: training resumes exactly, momentum included."""
-    if stack.family == "keras3":
-        pytest.skip("Keras 3 saves a whole model as .keras (test_resume: keras_file)")
     x, y, w0 = data
     model = stack.compile(stack.mlp(w0), stack.sgd(0.1, momentum=0.9))
     Lookahead(k=3, alpha=0.5).inject(model)
