@@ -33,11 +33,11 @@ def _check_namesake(paths=None):
             import warnings
             warnings.warn(
                 "Two distributions install the import package keras_lookahead: lookahead-keras "
-                "(this library) and keras-lookahead {} (an unrelated project, with "
+                f"(this library) and keras-lookahead {dist.version} (an unrelated project, with "
                 "Lookahead(optimizer, sync_period, slow_step)). Their files overwrite each "
                 "other. Run `pip uninstall keras-lookahead`, then `pip install "
                 "--force-reinstall lookahead-keras` (or `pip install --force-reinstall .` from "
-                "a clone).".format(dist.version), stacklevel=2)
+                "a clone).", stacklevel=2)
             return
 
 
@@ -48,4 +48,4 @@ def __getattr__(name):
     # LookaheadOptimizer is a class of the installed Keras; resolved on first use.
     if name == "LookaheadOptimizer":
         return compat.lookahead_optimizer_class()
-    raise AttributeError("module 'keras_lookahead' has no attribute {!r}".format(name))
+    raise AttributeError(f"module 'keras_lookahead' has no attribute {name!r}")

@@ -15,8 +15,9 @@ def main(argv=None):
         print(__doc__.strip())
         return 0
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        print("lookahead-keras: unknown command {!r}; commands: {}".format(
-            argv[0], ", ".join(COMMANDS)), file=sys.stderr)
+        commands = ", ".join(COMMANDS)
+        print(f"lookahead-keras: unknown command {argv[0]!r}; commands: {commands}",
+              file=sys.stderr)
         return 2
     if argv[:1] == ["compare"]:
         argv = argv[1:]

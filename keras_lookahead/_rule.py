@@ -87,4 +87,4 @@ def momentum_after_sync(momentum, cached, alpha, mode, zeros_like):
     if mode == "pullback":
         new = [alpha * m + (1.0 - alpha) * c for m, c in zip(momentum, cached)]
         return new, new
-    raise ValueError("no momentum update for pullback={!r}".format(mode))
+    raise ValueError(f"no momentum update for pullback={mode!r}")

@@ -121,7 +121,7 @@ class LookaheadCallback(_Callback):
         self._bound = None  # a weak reference to the model the slow weights belong to
 
     def __repr__(self):
-        return "LookaheadCallback(k={}, alpha={})".format(self.k, self.alpha)
+        return f"LookaheadCallback(k={self.k}, alpha={self.alpha})"
 
     def reset(self):
         """Forget the slow weights and the count: the next ``fit`` anchors anew, on whichever
@@ -134,36 +134,35 @@ class LookaheadCallback(_Callback):
         spe = adapter.steps_per_execution(self.model)
         if spe != 1:
             raise ValueError(
-                "LookaheadCallback counts batches, and with steps_per_execution={0} a batch "
-                "callback runs once per {0} optimizer steps, so the syncs would land at the "
+                f"LookaheadCallback counts batches, and with steps_per_execution={spe} a batch "
+                f"callback runs once per {spe} optimizer steps, so the syncs would land at the "
                 "wrong steps. Compile with steps_per_execution=1, or use "
                 "Lookahead(k, alpha).inject(model), which counts in the graph. Received: "
-                "steps_per_execution={0}".format(spe))
+                f"steps_per_execution={spe}")
         accumulation = getattr(self.model.optimizer, "gradient_accumulation_steps", None)
         if accumulation:
             raise ValueError(
-                "LookaheadCallback counts batches, and with gradient_accumulation_steps={0} "
-                "only every {0}-th batch applies an update. Use Lookahead(k, alpha)"
-                ".inject(model) or LookaheadOptimizer. Received: gradient_accumulation_steps={0}"
-                .format(accumulation))
+                "LookaheadCallback counts batches, and with gradient_accumulation_steps="
+                f"{accumulation} only every {accumulation}-th batch applies an update. Use "
+                "Lookahead(k, alpha).inject(model) or LookaheadOptimizer. Received: "
+                f"gradient_accumulation_steps={accumulation}")
         weights = adapter.trainable_weights(self.model)
         adapter.attach_state(self.model)
         bound = self._bound() if self._bound is not None else None
         if self.slow is not None and bound is not self.model:
+            first, this = getattr(bound, "name", bound), getattr(self.model, "name", self.model)
             raise ValueError(
                 "This LookaheadCallback holds the slow weights of the model it first trained "
-                "({!r}), not of this one ({!r}): it would pull this model towards that one. "
-                "Use a new LookaheadCallback per model (e.g. per cross-validation fold), or call "
-                "callback.reset() to start over on this model.".format(
-                    getattr(bound, "name", bound), getattr(self.model, "name", self.model)))
+                f"({first!r}), not of this one ({this!r}): it would pull this model towards that "
+                "one. Use a new LookaheadCallback per model (e.g. per cross-validation fold), or "
+                "call callback.reset() to start over on this model.")
         if self.slow is None:  # the first fit: anchor here
             self.slow = adapter.get_values(weights)
             self._bound = weakref.ref(self.model)
         elif len(weights) != len(self.slow):
             raise ValueError(
                 "The model's trainable weights changed since this LookaheadCallback anchored "
-                "({} then, {} now): use a new LookaheadCallback.".format(
-                    len(self.slow), len(weights)))
+                f"({len(self.slow)} then, {len(weights)} now): use a new LookaheadCallback.")
         self._adapter, self._weights = adapter, weights
 
     def on_train_batch_end(self, batch, logs=None):
@@ -223,10 +222,11 @@ class ValidateOnSlowWeights(_Callback):
         # a clear error now if the model has no Lookahead, or not this many levels
         check_level(self.level, *_state_of(self.model)[1:])
         if not compat.calls_test_hooks_in_fit(self.model):
+            stack = compat.adapter_for(self.model).name
             raise ValueError(
                 "ValidateOnSlowWeights needs fit to call on_test_begin / on_test_end around "
-                "validation, which {} does not. Evaluate inside keras_lookahead.slow_weights("
-                "model) instead.".format(compat.adapter_for(self.model).name))
+                f"validation, which {stack} does not. Evaluate inside "
+                "keras_lookahead.slow_weights(model) instead.")
         self._in_fit = True
 
     def on_train_end(self, logs=None):

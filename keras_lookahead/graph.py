@@ -40,7 +40,7 @@ class BaseLookAhead:
         self.model_vars = list(model_vars)
         if not self.model_vars or not all(isinstance(v, tf.Variable) for v in self.model_vars):
             raise ValueError("`model_vars` must be a non-empty list of tf.Variable. Received: "
-                             "model_vars={!r}".format(model_vars))
+                             f"model_vars={model_vars!r}")
         if tf.executing_eagerly():
             raise RuntimeError("BaseLookAhead builds graph ops for tf.compat.v1 sessions; with "
                                "eager execution use Lookahead(...).inject(model) instead.")
