@@ -87,23 +87,26 @@ class Lookahead:
         existing = vars(model).get(_ATTR)
         if existing is not None:
             raise RuntimeError(
-                "Lookahead is already injected into this model ({!r}). To change it, call "
-                "keras_lookahead.remove(model) first.".format(existing.lookahead))
+                f"Lookahead is already injected into this model ({existing.lookahead!r}). To "
+                "change it, call keras_lookahead.remove(model) first.")
         if not adapter.is_compiled(model):
+            name = getattr(model, "name", model)
             raise ValueError(
                 "`model` must be compiled before Lookahead is injected: call "
-                "model.compile(optimizer=..., loss=...) first. Received: model={!r} "
-                "(not compiled)".format(getattr(model, "name", model)))
+                f"model.compile(optimizer=..., loss=...) first. Received: model={name!r} "
+                "(not compiled)")
         if not getattr(model, "built", True):
+            name = getattr(model, "name", model)
             raise ValueError(
                 "`model` is not built yet, so it has no weights for Lookahead to follow: "
                 "build it first, by calling it on a batch of data (`model(x)`), with "
                 "`model.build(input_shape)`, or by giving it an `Input`. Received: "
-                "model={!r} (built=False)".format(getattr(model, "name", model)))
+                f"model={name!r} (built=False)")
         if not adapter.trainable_weights(model):
+            name = getattr(model, "name", model)
             raise ValueError(
                 "`model` has no trainable weights, so Lookahead has nothing to do. "
-                "Received: model={!r}".format(getattr(model, "name", model)))
+                f"Received: model={name!r}")
         compat.check_optimizer(model, adapter.name)
         refuse_lookahead_optimizer(model.optimizer, injecting=True)
         _Injection(self, model, adapter)
@@ -135,8 +138,8 @@ class NestedLookahead(Lookahead):
         self.h = check_alpha(h, "h")
 
     def __repr__(self):
-        return "NestedLookahead(k={}, alpha={}, s={}, h={}{})".format(
-            self.k, self.alpha, self.s, self.h, self._pullback_repr())
+        return (f"NestedLookahead(k={self.k}, alpha={self.alpha}, s={self.s}, h={self.h}"
+                f"{self._pullback_repr()})")
 
     def _levels(self):
         if self.s == 0:
@@ -202,7 +205,7 @@ def get_state(model: Any) -> List[np.ndarray]:
     """
     adapter, state, owner = _state_of(model)
     if state is None:
-        raise ValueError("{!r} has applied no update yet: it has no state to get.".format(owner))
+        raise ValueError(f"{owner!r} has applied no update yet: it has no state to get.")
     adapter.attach_state(model)
     return adapter.get_values(state.state_variables(adapter.trainable_weights(model)))
 
@@ -217,8 +220,8 @@ def set_state(model: Any, arrays: Sequence[np.ndarray]) -> None:
     """
     adapter, state, owner = _state_of(model)
     if state is None:
-        raise ValueError("{!r} has applied no update yet: set the state after its first update, "
-                         "or use a checkpoint (README: Resume and scale).".format(owner))
+        raise ValueError(f"{owner!r} has applied no update yet: set the state after its first "
+                         "update, or use a checkpoint (README: Resume and scale).")
     adapter.attach_state(model)
     variables = state.state_variables(adapter.trainable_weights(model))
     arrays = list(arrays)
@@ -228,9 +231,9 @@ def set_state(model: Any, arrays: Sequence[np.ndarray]) -> None:
     got_shapes, got_dtypes = [a.shape for a in got], [a.dtype.name for a in got]
     if got_shapes != shapes or got_dtypes != dtypes:
         raise ValueError("`arrays` must be what get_state returned for a model with the same "
-                         "weights and Lookahead: {} arrays of shapes {} and dtypes {}. Received: "
-                         "{} arrays of shapes {} and dtypes {}".format(
-                             len(shapes), shapes, dtypes, len(got), got_shapes, got_dtypes))
+                         f"weights and Lookahead: {len(shapes)} arrays of shapes {shapes} and "
+                         f"dtypes {dtypes}. Received: {len(got)} arrays of shapes {got_shapes} "
+                         f"and dtypes {got_dtypes}")
     adapter.set_values(variables, arrays)
 
 
@@ -246,8 +249,9 @@ def _state_of(model):
     if wrapper is not None:
         # None until a tf.keras LookaheadOptimizer applies its first update
         return compat.adapter_for(model), wrapper._lookahead, wrapper
+    name = getattr(model, "name", model)
     raise ValueError("`model` has no Lookahead: neither injected nor a LookaheadOptimizer. "
-                     "Received: model={!r}".format(getattr(model, "name", model)))
+                     f"Received: model={name!r}")
 
 
 def _lookahead_optimizer_in(optimizer):
@@ -269,15 +273,15 @@ def refuse_lookahead_optimizer(optimizer, injecting):
         return
     if injecting:
         raise ValueError(
-            "`model` is compiled with a LookaheadOptimizer ({!r}), so Lookahead is on already: "
-            "injecting would stack a second Lookahead on it. Use one of the two; for two slow "
-            "levels use NestedLookahead(k, alpha, s, h).inject(model) on a model compiled with "
-            "a plain optimizer.".format(wrapper))
+            f"`model` is compiled with a LookaheadOptimizer ({wrapper!r}), so Lookahead is on "
+            "already: injecting would stack a second Lookahead on it. Use one of the two; for two "
+            "slow levels use NestedLookahead(k, alpha, s, h).inject(model) on a model compiled "
+            "with a plain optimizer.")
     raise ValueError(
         "`optimizer` must not be a LookaheadOptimizer on a model Lookahead is injected into: "
         "every update would go through two Lookaheads. Call keras_lookahead.remove(model) "
         "first to use the wrapper instead; for two slow levels use NestedLookahead(k, alpha, "
-        "s, h).inject(model). Received: optimizer={!r}".format(optimizer))
+        f"s, h).inject(model). Received: optimizer={optimizer!r}")
 
 
 def check_level(level, state, owner):
@@ -285,8 +289,8 @@ def check_level(level, state, owner):
     LookaheadOptimizer, which has one)."""
     levels = 1 if state is None else len(state.levels)
     if isinstance(level, bool) or level not in range(levels):
-        raise ValueError("`level` must be an integer in [0, {}) for {!r}. Received: level={!r}"
-                         .format(levels, owner, level))
+        raise ValueError(f"`level` must be an integer in [0, {levels}) for {owner!r}. Received: "
+                         f"level={level!r}")
 
 
 def _injected(model):
@@ -303,8 +307,8 @@ def remove(model: Any) -> None:
     compat.check_model(model)
     injection = _injected(model)
     if injection is None:
-        raise ValueError("`model` has no Lookahead injected. Received: model={!r}".format(
-            getattr(model, "name", model)))
+        name = getattr(model, "name", model)
+        raise ValueError(f"`model` has no Lookahead injected. Received: model={name!r}")
     injection.detach()
 
 
@@ -492,12 +496,12 @@ class _Liveness:
             return  # no update applied yet: nothing to tell
         injection = self.injection
         raise RuntimeError(
-            "Lookahead is injected into this model, but {} changed its trainable weights "
-            "without going through the hooked optimizer ({!r}): Lookahead counted no update and "
-            "took no step. This happens when a custom train_step applies gradients with "
-            "optimizers of its own (such as a GAN's d_optimizer and g_optimizer). Wrap each of "
-            "those optimizers in keras_lookahead.LookaheadOptimizer instead, after "
-            "keras_lookahead.remove(model).".format(where, injection._optimizer))
+            f"Lookahead is injected into this model, but {where} changed its trainable weights "
+            f"without going through the hooked optimizer ({injection._optimizer!r}): Lookahead "
+            "counted no update and took no step. This happens when a custom train_step applies "
+            "gradients with optimizers of its own (such as a GAN's d_optimizer and g_optimizer). "
+            "Wrap each of those optimizers in keras_lookahead.LookaheadOptimizer instead, after "
+            "keras_lookahead.remove(model).")
 
 
 class _LivenessCallback(_Callback):
