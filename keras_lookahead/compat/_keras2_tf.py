@@ -52,7 +52,7 @@ def _hook_point(optimizer):
         return optimizer, "get_updates", _tf.get_updates_hook
     raise TypeError(
         "Lookahead needs the model's optimizer to be a Keras optimizer or a "
-        "tf.compat.v1.train optimizer. Received: optimizer={!r}".format(optimizer))
+        f"tf.compat.v1.train optimizer. Received: optimizer={optimizer!r}")
 
 
 def _build_ahead(model, optimizer, weights):
@@ -177,11 +177,12 @@ class Keras2TFAdapter(Adapter):
             if [id(v) for v in after] == [id(v) for v in before]:
                 return
             if [tuple(v.shape.as_list()) for v in after] != [np.shape(a) for a in values]:
+                kind = type(optimizer).__name__
+                shapes = [np.shape(a) for a in values]
+                new_shapes = [tuple(v.shape.as_list()) for v in after]
                 raise RuntimeError(
-                    "Lookahead could not carry {}'s state over the rebuilt train function: its "
-                    "variables changed shape ({} before, {} after).".format(
-                        type(optimizer).__name__, [np.shape(a) for a in values],
-                        [tuple(v.shape.as_list()) for v in after]))
+                    f"Lookahead could not carry {kind}'s state over the rebuilt train function: "
+                    f"its variables changed shape ({shapes} before, {new_shapes} after).")
             self.set_values(after, values)
 
         return restore

@@ -189,7 +189,7 @@ class Keras3State(SlotTable):
         self.counter = target.add_variable(
             shape=(), dtype=target.iterations.dtype, name="lookahead_counter",
             initializer=keras.initializers.Constant(count))
-        names = ["lookahead_slow{}".format(level or "") for level in range(len(self.levels))]
+        names = [f"lookahead_slow{level or ''}" for level in range(len(self.levels))]
         names += ["lookahead_cached_momentum"]
         for w, copies in zip(weights, initial):
             self._slots[id(w)] = (w, [

@@ -46,22 +46,22 @@ class SlotTable:
             raise ValueError(
                 "Lookahead counts the updates of its optimizer as a whole and syncs the weights "
                 "of the update that ends a period, so it cannot follow one optimizer applied to "
-                "different groups of weights in turn: this update has {} weights, {} of the {} "
+                f"different groups of weights in turn: this update has {len(ids)} weights, "
+                f"{len(self.applied - ids)} of the {len(self.applied)} "
                 "of the previous one are not among them. Give each group its own optimizer, "
                 "each wrapped in its own LookaheadOptimizer (as for a GAN's discriminator and "
                 "generator). After making weights non-trainable, compile again (inject) or "
-                "compile with a new LookaheadOptimizer.".format(
-                    len(ids), len(self.applied - ids), len(self.applied)))
+                "compile with a new LookaheadOptimizer.")
         self.applied = ids
 
     def slow(self, weight, level=0):
         entry = self._slots.get(id(weight))
         if entry is None:
+            name = getattr(weight, "path", None) or weight.name
             raise RuntimeError(
-                "Lookahead has no slow copy of the weight {!r}: it was not trainable when "
+                f"Lookahead has no slow copy of the weight {name!r}: it was not trainable when "
                 "Lookahead was injected or the model last compiled. Call model.compile(...) "
-                "after changing which weights are trainable.".format(
-                    getattr(weight, "path", None) or weight.name))
+                "after changing which weights are trainable.")
         return entry[1][level]
 
     def weights(self):

@@ -151,9 +151,9 @@ class OwnVariables:
 
     def slows(self, weights, levels, copy):
         def maker(w, level):
+            suffix, base = level or "", w.name.split(":")[0]
             return lambda: tf.Variable(_initial_slow(w, copy), trainable=False,
-                                       name="lookahead/slow{}/{}".format(
-                                           level or "", w.name.split(":")[0]))
+                                       name=f"lookahead/slow{suffix}/{base}")
 
         made = self._create([maker(w, level) for w in weights for level in range(levels)],
                             weights[0])
@@ -200,11 +200,11 @@ def momentum_lookup(optimizer, pullback):
     if row.slot is not None and callable(getattr(optimizer, "get_slot", None)):
         slot = row.slot
         return lambda w: optimizer.get_slot(w, slot)
+    kind = type(optimizer)
     raise ValueError(
-        "`pullback={!r}` needs the inner optimizer's momentum, which {} ({}) builds out of "
-        "reach inside get_updates. Use pullback=\"none\" here, or a tf.keras optimizer. "
-        "Received: pullback={!r}".format(pullback, type(optimizer).__name__,
-                                         type(optimizer).__module__, pullback))
+        f"`pullback={pullback!r}` needs the inner optimizer's momentum, which {kind.__name__} "
+        f"({kind.__module__}) builds out of reach inside get_updates. Use pullback=\"none\" "
+        f"here, or a tf.keras optimizer. Received: pullback={pullback!r}")
 
 
 def apply_gradients_hook(original, state):
