@@ -288,6 +288,32 @@ def test_config_round_trip(wrapped):
 
 
 @pytest.mark.any_compile
+@pytest.mark.core
+def test_tf_addons_argument_names(wrapped):
+    """TF Addons' names for k and alpha (``sync_period``, ``slow_step_size``) are taken too; the
+    config writes ours and reads back to the same optimizer; one argument under both names is
+    an error even when a value equals the default, and a bad value is named as passed."""
+    opt = wrapper(wrapped.sgd(0.1), sync_period=3, slow_step_size=0.25)
+    assert (opt.k, opt.alpha) == (3, 0.25)
+    config = opt.get_config()
+    assert (config["k"], config["alpha"]) == (3, 0.25) and "sync_period" not in config
+    again = type(opt).from_config(config)
+    assert (type(again), again.k, again.alpha) == (type(opt), 3, 0.25)
+    for kwargs, match in [
+            ({"k": 5, "sync_period": 6},
+             r"Pass `k` or `sync_period`, not both.*\. Received: k=5, sync_period=6$"),
+            ({"alpha": 0.5, "slow_step_size": 0.5},
+             r"Pass `alpha` or `slow_step_size`, not both.*Received: alpha=0.5, "
+             r"slow_step_size=0.5$"),
+            ({"sync_period": 0}, r"`sync_period` must be an integer >= 1\. Received: "
+                                 r"sync_period=0"),
+            ({"slow_step_size": 2}, r"`slow_step_size` must be a real number in the range "
+                                    r"\[0, 1\]\. Received: slow_step_size=2")]:
+        with pytest.raises(ValueError, match=match):
+            wrapper("sgd", **kwargs)
+
+
+@pytest.mark.any_compile
 def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     """model.save / load_model without custom_objects (Keras 3: .keras; tf.keras: HDF5);
     training on continues as if uninterrupted (7 steps: mid-period for k = 3)."""

@@ -14,7 +14,8 @@ on the new optimizer), so they are listed in ``weights`` / ``variables`` and sav
 """
 import tensorflow as tf
 
-from keras_lookahead._validation import check_alpha, check_k, check_pullback
+from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, check_pullback,
+                                         lookahead_arguments)
 from keras_lookahead.compat import _tf
 from keras_lookahead.compat._passthrough import InnerPassThrough
 
@@ -64,8 +65,10 @@ def _get_optimizer(optimizer):
 class _Wrapper(InnerPassThrough):
     """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
 
-    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead", **kwargs):
-        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+    def __init__(self, optimizer, k=K_DEFAULT, alpha=ALPHA_DEFAULT, pullback="none",
+                 name="Lookahead", **kwargs):
+        k, alpha = lookahead_arguments(k, alpha, kwargs)
+        pullback = check_pullback(pullback)
         optimizer = _get_optimizer(optimizer)
         self._init_base(name, optimizer)
         self._optimizer = optimizer
@@ -282,8 +285,10 @@ _DOC = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
 
     Args:
         optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
-        k: int >= 1, inner updates between two syncs.
-        alpha: float in [0, 1], the slow weights' step size.
+        k: int >= 1, inner updates between two syncs (TF Addons' ``sync_period``, also
+            taken under that name).
+        alpha: float in [0, 1], the slow weights' step size (TF Addons' ``slow_step_size``,
+            also taken under that name).
         pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
             optimizer's momentum, as in ``Lookahead``.
         name: the optimizer's name.
