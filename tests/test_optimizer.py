@@ -314,6 +314,32 @@ def test_tf_addons_argument_names(wrapped):
 
 
 @pytest.mark.any_compile
+@pytest.mark.core
+@pytest.mark.requires("tf_keras_family", reason="TF Addons' Lookahead is a tf.keras optimizer")
+def test_reads_tf_addons_config(wrapped):
+    """A config as TF Addons' ``Lookahead.get_config()`` writes it (the inner optimizer through
+    ``tf.keras.optimizers.serialize``; clipping set on the wrapper, where TF Addons applies it and
+    never the inner optimizer's) makes the OptimizerV2 wrapper, whatever the class asked, with
+    TF Addons' clipping on the inner optimizer; its own config then round-trips."""
+    keras = wrapped.keras
+    legacy = getattr(keras.optimizers, "legacy", keras.optimizers)
+    config = {"name": "Lookahead", "clipnorm": 1.0, "is_legacy_optimizer": True,
+              "optimizer": keras.optimizers.serialize(legacy.Adam(0.003, clipnorm=5.0)),
+              "sync_period": 3, "slow_step_size": 0.25}
+    opt = keras_lookahead.LookaheadOptimizer.from_config(config)
+    expected = type(wrapper(legacy.SGD()))  # the wrapper of a legacy optimizer
+    assert type(opt) is expected
+    assert (opt.k, opt.alpha, opt.pullback) == (3, 0.25, "none")
+    assert isinstance(opt.inner_optimizer, legacy.Adam)
+    assert opt.inner_optimizer.get_config()["clipnorm"] == 1.0
+    assert float(wrapped.values([opt.learning_rate])[0]) == pytest.approx(0.003)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(again) is expected
+    assert (again.k, again.alpha) == (3, 0.25)
+    assert again.inner_optimizer.get_config()["clipnorm"] == 1.0
+
+
+@pytest.mark.any_compile
 def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     """model.save / load_model without custom_objects (Keras 3: .keras; tf.keras: HDF5);
     training on continues as if uninterrupted (7 steps: mid-period for k = 3)."""

@@ -12,9 +12,12 @@ are the wrapper's own variables (``add_weight`` / ``add_slot`` on ``OptimizerV2`
 on the new optimizer), so they are listed in ``weights`` / ``variables`` and saved with it.
 ``learning_rate`` (``lr``) and ``iterations`` are the inner optimizer's.
 """
+import importlib.util
+import sys
+
 import tensorflow as tf
 
-from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, check_pullback,
+from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, TFA_NAMES, check_pullback,
                                          lookahead_arguments)
 from keras_lookahead.compat import _tf
 from keras_lookahead.compat._passthrough import InnerPassThrough
@@ -46,6 +49,26 @@ def _register(cls):
     return register(package="keras_lookahead", name=cls.__name__)(cls)
 
 
+_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _from_addons_config(config):
+    """TF Addons' ``Lookahead`` config as our arguments. TF Addons clips the gradients by its
+    own ``clipnorm`` / ``clipvalue`` / ``global_clipnorm`` and then runs the inner optimizer's
+    update rule, never the inner optimizer's clipping; ours calls the inner optimizer's
+    ``apply_gradients``, so the clipping TF Addons applied becomes the inner optimizer's."""
+    config = dict(config)
+    clipping = {key: config.pop(key) for key in _CLIPPING if key in config}
+    inner = config["optimizer"]
+    if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+        inner_config = {k: v for k, v in inner["config"].items() if k not in _CLIPPING}
+        inner_config.update((k, v) for k, v in clipping.items() if v is not None)
+        config["optimizer"] = dict(inner, config=inner_config)
+    else:  # not as TF Addons writes it: clipping set on the wrapper is refused by its name
+        config.update((k, v) for k, v in clipping.items() if v is not None)
+    return config
+
+
 def _get_optimizer(optimizer):
     if isinstance(optimizer, (_V2,) + ((_NEW,) if _NEW else ())):
         return optimizer
@@ -64,6 +87,10 @@ def _get_optimizer(optimizer):
 
 class _Wrapper(InnerPassThrough):
     """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
+
+    # from_config sets it on an optimizer made from TF Addons' config: set_weights then reads
+    # TF Addons' order of weights (HDF5 files it saved)
+    _tfa_layout = False
 
     def __init__(self, optimizer, k=K_DEFAULT, alpha=ALPHA_DEFAULT, pullback="none",
                  name="Lookahead", **kwargs):
@@ -142,10 +169,18 @@ class _Wrapper(InnerPassThrough):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """Our config, or TF Addons' (``tfa.optimizers.Lookahead.get_config()``: ``optimizer``,
+        ``sync_period``, ``slow_step_size``, ``name``): that one always makes the
+        ``OptimizerV2`` wrapper, as TF Addons wraps only those."""
         config = dict(config)
         config.pop("is_legacy_optimizer", None)  # added by tf.keras 2.12+ serialize()
+        from_addons = any(theirs in config for _, theirs in TFA_NAMES)
+        if from_addons:
+            cls, config = LegacyLookaheadOptimizer, _from_addons_config(config)
         config["optimizer"] = cls._deserialize(config["optimizer"], custom_objects)
-        return cls(**config)
+        optimizer = cls(**config)
+        optimizer._tfa_layout = from_addons
+        return optimizer
 
 
 class _V2Wrapper(_Wrapper, _V2):
@@ -189,6 +224,33 @@ class _V2Wrapper(_Wrapper, _V2):
 
     def variables(self):
         return self.weights
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if self._tfa_layout and self._lookahead is not None:
+            weights = self._from_addons_layout(weights)
+        _V2.set_weights(self, weights)
+
+    def _from_addons_layout(self, weights):
+        """TF Addons' ``Lookahead.weights`` (what its HDF5 files hold) in our order. Theirs:
+        its ``iterations`` (which it also hands the inner optimizer as its step count, and
+        syncs by), one ``slow`` copy per weight, then the inner optimizer's weights (without
+        an ``iterations`` of their own, unless the inner optimizer had made one before it was
+        wrapped). Ours: the inner optimizer's weights (``iterations`` first), our counter,
+        the slow copies. TF Addons' step count is both the inner ``iterations`` and the
+        counter. Another layout is left as it is, for the base class to report."""
+        inner, own = self._optimizer.weights, self._weights
+        slows = len(own) - 1
+        if self.pullback != "none" or len(weights) < 1 + slows:
+            return weights
+        step, rest = weights[0], weights[1 + slows:]
+        if len(rest) == len(inner) - 1:
+            rest = [step] + rest
+        elif len(rest) == len(inner):
+            rest = [step] + rest[1:]
+        else:
+            return weights
+        return rest + [step] + weights[1:1 + slows]
 
     def _create_all_weights(self, var_list):
         self._optimizer._create_all_weights(var_list)
@@ -292,6 +354,10 @@ _DOC = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
         pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
             optimizer's momentum, as in ``Lookahead``.
         name: the optimizer's name.
+
+    ``from_config`` also reads TF Addons' ``Lookahead`` config, and on tf.keras 2.x ``load_model``
+    reads models saved with it (registered as ``Addons>Lookahead``): the README's "Coming from
+    TF Addons".
     """
 
 if _NEW is not None:
@@ -308,3 +374,34 @@ else:
         __doc__ = _DOC
 
     LegacyLookaheadOptimizer = LookaheadOptimizer
+
+
+def _not_installed(name):
+    if name in sys.modules:
+        return sys.modules[name] is None  # None: blocked (an import raises ImportError)
+    return importlib.util.find_spec(name) is None
+
+
+def _register_for_tf_addons():
+    """Make ``load_model`` read models saved with TF Addons' ``Lookahead`` (registered as
+    ``Addons>Lookahead``) without TF Addons: as ``LegacyLookaheadOptimizer``, the wrapper of the
+    family TF Addons wraps (``OptimizerV2``). Only on tf.keras 2.x: TF Addons ended with
+    TensorFlow 2.15. Never over TF Addons' own class (imported first, it stays; imported after,
+    it replaces ours). tf.keras before 2.13 refuses to register a second class under one name
+    (``register_keras_serializable`` raises), so that registering ours there would make a later
+    ``import tensorflow_addons`` fail: there it is registered only where TF Addons is not
+    installed (else ``custom_objects={"Addons>Lookahead": LookaheadOptimizer}``)."""
+    from keras_lookahead.compat import _minor
+    if _minor(tf.__version__) >= (2, 16):
+        return
+    objects = tf.keras.utils.get_custom_objects()
+    if ADDONS_NAME in objects:
+        return
+    if _minor(tf.__version__) < (2, 13) and not _not_installed("tensorflow_addons"):
+        return
+    objects[ADDONS_NAME] = LegacyLookaheadOptimizer
+
+
+#: the name TF Addons registered its ``Lookahead`` under
+ADDONS_NAME = "Addons>Lookahead"
+_register_for_tf_addons()
