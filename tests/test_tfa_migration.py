@@ -6,7 +6,7 @@ moments), so that training goes on as TF Addons' own does, from a save inside a 
 processes (tests/tfa_worker.py): one with TF Addons trains, saves and continues; one without it
 loads and continues the same batches.
 
-TF Addons is installed in the tox envs of tf.keras 2.11 - 2.15 only, which set
+TF Addons is installed in the tox envs of tf.keras 2.9 - 2.15 only, which set
 KLA_PEER=tensorflow_addons (as for test_peers.py): there a TF Addons that fails to import fails
 the test instead of skipping it."""
 import os
@@ -61,7 +61,7 @@ def _assert_equal(got, expected, what):
 
 def test_model_saved_with_tf_addons_loads_and_resumes(stack, data, tmp_path):
     if os.environ.get("KLA_PEER") != "tensorflow_addons":
-        pytest.skip("TF Addons is installed only in the tox envs of tf.keras 2.11 - 2.15, "
+        pytest.skip("TF Addons is installed only in the tox envs of tf.keras 2.9 - 2.15, "
                     "which set KLA_PEER=tensorflow_addons (here: KLA_PEER={})".format(
                         os.environ.get("KLA_PEER")))
     out = str(tmp_path)
