@@ -342,6 +342,41 @@ def test_reads_tf_addons_config(wrapped):
 
 
 @pytest.mark.any_compile
+@pytest.mark.core
+@pytest.mark.requires("tf_keras_family", reason="TF Addons' Lookahead is a tf.keras optimizer")
+def test_reads_tf_addons_weight_order(eager):
+    """An optimizer made from TF Addons' config reads TF Addons' list of weights (what its HDF5
+    files hold: its step count, the slow copies, the inner optimizer's weights without an
+    iterations of their own): the step count goes to the inner iterations and our counter.
+    Our own list, one longer, is still read as ours."""
+    keras, tf = eager.keras, eager.tf
+    legacy = getattr(keras.optimizers, "legacy", keras.optimizers)
+    opt = keras_lookahead.LookaheadOptimizer.from_config(
+        {"name": "Lookahead", "optimizer": keras.optimizers.serialize(legacy.Adam(0.01)),
+         "sync_period": 3, "slow_step_size": 0.5})
+    weights = [tf.Variable(np.ones((2, 3), "float32")), tf.Variable(np.ones(3, "float32"))]
+    opt.apply_gradients([(tf.zeros_like(w), w) for w in weights])  # makes every variable
+    shapes = [(2, 3), (3,)]
+    slow, m, v = ([np.full(shape, i + base, "float32") for i, shape in enumerate(shapes)]
+                  for base in (10, 20, 30))
+    opt.set_weights([np.array(7, "int64")] + slow + m + v)
+    inner = opt.inner_optimizer
+    assert int(opt.iterations.numpy()) == int(inner.iterations.numpy()) == 7
+    ours = opt.get_weights()
+    assert len(ours) == 1 + 2 + 2 + 1 + 2  # inner: iterations, m, v; counter; slow copies
+    assert int(ours[len(inner.weights)]) == 7  # the counter
+    for expected, got in [(slow, opt.slow_weights(weights)),
+                          (m, [inner.get_slot(w, "m") for w in weights]),
+                          (v, [inner.get_slot(w, "v") for w in weights])]:
+        for e, g in zip(expected, got):
+            np.testing.assert_array_equal(g.numpy(), e)
+    again = [a + 1 for a in ours]
+    opt.set_weights(again)
+    for e, g in zip(again, opt.get_weights()):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.any_compile
 def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     """model.save / load_model without custom_objects (Keras 3: .keras; tf.keras: HDF5);
     training on continues as if uninterrupted (7 steps: mid-period for k = 3)."""

@@ -233,24 +233,20 @@ class _V2Wrapper(_Wrapper, _V2):
 
     def _from_addons_layout(self, weights):
         """TF Addons' ``Lookahead.weights`` (what its HDF5 files hold) in our order. Theirs:
-        its ``iterations`` (which it also hands the inner optimizer as its step count, and
-        syncs by), one ``slow`` copy per weight, then the inner optimizer's weights (without
-        an ``iterations`` of their own, unless the inner optimizer had made one before it was
-        wrapped). Ours: the inner optimizer's weights (``iterations`` first), our counter,
-        the slow copies. TF Addons' step count is both the inner ``iterations`` and the
-        counter. Another layout is left as it is, for the base class to report."""
+        its ``iterations`` (which it hands the inner optimizer as its step count, and syncs
+        by), one ``slow`` copy per weight, then the inner optimizer's weights without an
+        ``iterations`` of their own. Ours: the inner optimizer's weights (``iterations``
+        first), our counter, the slow copies; TF Addons' step count becomes both the inner
+        ``iterations`` and the counter. Told apart by length alone (theirs is one shorter), so
+        that our own list is never misread; anything else is left for the base class to check.
+        (An inner optimizer that had made its own ``iterations`` before TF Addons wrapped it
+        would add one to theirs: not read.)"""
         inner, own = self._optimizer.weights, self._weights
         slows = len(own) - 1
-        if self.pullback != "none" or len(weights) < 1 + slows:
+        if self.pullback != "none" or len(weights) != len(inner) + slows:
             return weights
-        step, rest = weights[0], weights[1 + slows:]
-        if len(rest) == len(inner) - 1:
-            rest = [step] + rest
-        elif len(rest) == len(inner):
-            rest = [step] + rest[1:]
-        else:
-            return weights
-        return rest + [step] + weights[1:1 + slows]
+        step = weights[0]
+        return [step] + weights[1 + slows:] + [step] + weights[1:1 + slows]
 
     def _create_all_weights(self, var_list):
         self._optimizer._create_all_weights(var_list)
