@@ -1,8 +1,9 @@
 """Coming from TF Addons (README): a model saved with ``tfa.optimizers.Lookahead`` loads with
 tf.keras' ``load_model`` after ``import keras_lookahead``, in a process where TF Addons cannot
 be imported, as our ``LookaheadOptimizer`` (the ``OptimizerV2`` one, the family TF Addons
-wraps); from HDF5 with TF Addons' whole state (step count, slow copies, the inner Adam's
-moments), so that training goes on as TF Addons' own does, from a save inside a period. Two
+wraps); from HDF5, or from a SavedModel and then its checkpoint (``model.load_weights``), with TF
+Addons' whole state (step count, slow copies, the inner Adam's moments), so that training goes
+on as TF Addons' own does, from a save inside a period. Two
 processes (tests/tfa_worker.py): one with TF Addons trains, saves and continues; one without it
 loads and continues the same batches.
 
@@ -95,12 +96,24 @@ def test_model_saved_with_tf_addons_loads_and_resumes(stack, data, tmp_path):
         gaps[label] = max_gap(ours[label + "/continued"], theirs["ref_h5"])
         assert gaps[label] <= ATOL, (label, gaps[label])
 
-    # SavedModel: Keras compiles a fresh optimizer from the saved config for every OptimizerV2
-    # (its warning: "Slots cannot be restored from saved_model"), TF Addons' own as well: ours
-    # continues as TF Addons' does after loading it
+    # the SavedModel, then its checkpoint (load_weights of its variables/variables): TF Addons'
+    # names are read, its step count is the inner iterations and our counter
+    assert str(ours["saved_model_restored/class"]) == expected_class
+    assert int(ours["saved_model_restored/iterations"]) == SAVED_AT
+    _assert_equal(ours["saved_model_restored/loaded"], theirs["saved"], "restored: weights")
+    gaps["saved_model_restored"] = max_gap(ours["saved_model_restored/continued"],
+                                           theirs["ref_h5"])
+    assert gaps["saved_model_restored"] <= ATOL, gaps["saved_model_restored"]
+    for label in ("h5", "h5_custom_objects", "saved_model_restored"):
+        assert int(ours[label + "/counter_after"]) == SAVED_AT + MORE
+
+    # SavedModel alone: Keras compiles a fresh optimizer from the saved config for every
+    # OptimizerV2 (its warning: "Slots cannot be restored from saved_model"), TF Addons' own as
+    # well: ours continues as TF Addons' does after loading it
     assert str(ours["saved_model/class"]) == expected_class
     assert tuple(ours["saved_model/k_alpha"]) == (K, ALPHA)
     assert int(ours["saved_model/iterations"]) == 0
+    assert int(ours["saved_model/counter_after"]) == MORE
     _assert_equal(ours["saved_model/loaded"], theirs["saved"], "saved_model: weights")
     gaps["saved_model"] = max_gap(ours["saved_model/continued"], theirs["ref_saved_model"])
     assert gaps["saved_model"] <= ATOL, gaps["saved_model"]

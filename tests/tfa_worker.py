@@ -14,7 +14,8 @@ there); bare Adam with the same Adam state and no Lookahead (``bare``).
 
 load: ``tensorflow_addons`` is blocked (``sys.modules[name] = None``, as if uninstalled), then
 ``import keras_lookahead`` and tf.keras' ``load_model`` read each save (HDF5 also with
-``custom_objects={"Addons>Lookahead": keras_lookahead.LookaheadOptimizer}``), and
+``custom_objects={"Addons>Lookahead": keras_lookahead.LookaheadOptimizer}``; the SavedModel also
+followed by ``model.load_weights(DIR/saved_model/variables/variables)``), and
 DIR/ours.npz gets, per load, the optimizer's class, its k and alpha, its state after loading,
 and the weights after the same MORE batches.
 """
@@ -76,9 +77,12 @@ def load(keras, data_file, out):
     found = {}
     loads = (("h5", "model.h5", None), ("saved_model", "saved_model", None),
              ("h5_custom_objects", "model.h5",
-              {"Addons>Lookahead": keras_lookahead.LookaheadOptimizer}))
+              {"Addons>Lookahead": keras_lookahead.LookaheadOptimizer}),
+             ("saved_model_restored", "saved_model", None))
     for label, name, custom_objects in loads:
         model = keras.models.load_model(os.path.join(out, name), custom_objects=custom_objects)
+        if label == "saved_model_restored":  # the README's recipe for the optimizer's state
+            model.load_weights(os.path.join(out, name, "variables", "variables")).expect_partial()
         opt = model.optimizer
         found[label + "/class"] = np.asarray(type(opt).__name__)
         found[label + "/inner"] = np.asarray(type(opt.inner_optimizer).__name__)
@@ -94,6 +98,7 @@ def load(keras, data_file, out):
                                              for w in model.trainable_weights]
         found[label + "/loaded"] = model.get_weights()
         found[label + "/continued"] = train(model, np.load(data_file), SAVED_AT, MORE)
+        found[label + "/counter_after"] = np.asarray(keras_lookahead.get_state(model)[0])
     imported = sorted(m for m in sys.modules
                       if m.split(".")[0] == "tensorflow_addons" and sys.modules[m] is not None)
     found["tfa_modules"] = np.asarray(",".join(imported))

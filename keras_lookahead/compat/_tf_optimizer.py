@@ -179,7 +179,8 @@ class _Wrapper(InnerPassThrough):
             cls, config = LegacyLookaheadOptimizer, _from_addons_config(config)
         config["optimizer"] = cls._deserialize(config["optimizer"], custom_objects)
         optimizer = cls(**config)
-        optimizer._tfa_layout = from_addons
+        if from_addons:
+            optimizer._as_tf_addons()
         return optimizer
 
 
@@ -202,10 +203,26 @@ class _V2Wrapper(_Wrapper, _V2):
                                                    use_legacy_optimizer=True)
         return tf.keras.optimizers.deserialize(config, custom_objects=custom_objects)
 
+    def _as_tf_addons(self):
+        """Made from TF Addons' config: read TF Addons' saved state. Its HDF5 list of weights
+        (``set_weights``); its checkpoint names (a SavedModel's ``variables/variables``,
+        restored with ``model.load_weights``): the inner optimizer is ``lh_base_optimizer``
+        and TF Addons' step count ``iter``, which is the inner ``iterations`` there as here;
+        the slow copies are ``slow`` slots in both. TF Addons syncs by that step count, so
+        our counter starts from it (:meth:`counter`)."""
+        self._tfa_layout = True
+        self._track_trackable(self._optimizer, "lh_base_optimizer")
+        self._track_trackable(self._optimizer.iterations, "iter")
+
     # the store TFState makes its variables with
     def counter(self, like):
+        start = 0
+        if self._tfa_layout:  # restored from TF Addons' checkpoint by now, or still 0
+            start = int(tf.keras.backend.get_value(self._optimizer.iterations))
         counter = self.add_weight("lookahead_counter", shape=[], dtype=tf.int64,
-                                  initializer="zeros", trainable=False,
+                                  initializer=tf.keras.initializers.Constant(start)
+                                  if start else "zeros",
+                                  trainable=False,
                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._weights.append(counter)  # as OptimizerV2 does for its iterations
         return counter
