@@ -34,3 +34,41 @@ def check_pullback(pullback):
             "`pullback` must be one of {}. Received: pullback={!r}".format(
                 ", ".join('"{}"'.format(m) for m in PULLBACK_MODES), pullback))
     return pullback
+
+
+class _Default:
+    """A default argument that knows it was not passed (shown as its value in signatures), so
+    that a value given under both of an argument's names is an error even when it equals the
+    default."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+K_DEFAULT, ALPHA_DEFAULT = _Default(5), _Default(0.5)
+
+#: ``LookaheadOptimizer``'s arguments under TF Addons' names (``tfa.optimizers.Lookahead``)
+TFA_NAMES = (("k", "sync_period"), ("alpha", "slow_step_size"))
+
+
+def lookahead_arguments(k, alpha, kwargs):
+    """``(k, alpha)``, checked: ours, or TF Addons' ``sync_period`` / ``slow_step_size`` taken
+    out of ``kwargs``; a value given under both names is an error. A check that fails names the
+    argument as it was passed."""
+    found = []
+    for (ours, theirs), value in zip(TFA_NAMES, (k, alpha)):
+        name = ours
+        if theirs in kwargs:
+            other = kwargs.pop(theirs)
+            if not isinstance(value, _Default):
+                raise ValueError(
+                    "Pass `{0}` or `{1}`, not both: they are the same argument ({1} is TF "
+                    "Addons' name for it). Received: {0}={2!r}, {1}={3!r}".format(
+                        ours, theirs, value, other))
+            name, value = theirs, other
+        found.append((name, value.value if isinstance(value, _Default) else value))
+    (k_name, k), (alpha_name, alpha) = found
+    return check_k(k, k_name), check_alpha(alpha, alpha_name)

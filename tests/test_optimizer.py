@@ -287,6 +287,95 @@ def test_config_round_trip(wrapped):
 
 
 @pytest.mark.any_compile
+@pytest.mark.core
+def test_tf_addons_argument_names(wrapped):
+    """TF Addons' names for k and alpha (``sync_period``, ``slow_step_size``) are taken too; the
+    config writes ours and reads back to the same optimizer; one argument under both names is
+    an error even when a value equals the default, and a bad value is named as passed."""
+    opt = wrapper(wrapped.sgd(0.1), sync_period=3, slow_step_size=0.25)
+    assert (opt.k, opt.alpha) == (3, 0.25)
+    config = opt.get_config()
+    assert (config["k"], config["alpha"]) == (3, 0.25) and "sync_period" not in config
+    again = type(opt).from_config(config)
+    assert (type(again), again.k, again.alpha) == (type(opt), 3, 0.25)
+    for kwargs, match in [
+            ({"k": 5, "sync_period": 6},
+             r"Pass `k` or `sync_period`, not both.*\. Received: k=5, sync_period=6$"),
+            ({"alpha": 0.5, "slow_step_size": 0.5},
+             r"Pass `alpha` or `slow_step_size`, not both.*Received: alpha=0.5, "
+             r"slow_step_size=0.5$"),
+            ({"sync_period": 0}, r"`sync_period` must be an integer >= 1\. Received: "
+                                 r"sync_period=0"),
+            ({"slow_step_size": 2}, r"`slow_step_size` must be a real number in the range "
+                                    r"\[0, 1\]\. Received: slow_step_size=2")]:
+        with pytest.raises(ValueError, match=match):
+            wrapper("sgd", **kwargs)
+
+
+@pytest.mark.any_compile
+@pytest.mark.core
+@pytest.mark.requires("tf_keras_family", reason="TF Addons' Lookahead is a tf.keras optimizer")
+def test_reads_tf_addons_config(wrapped):
+    """A config as TF Addons' ``Lookahead.get_config()`` writes it (the inner optimizer through
+    ``tf.keras.optimizers.serialize``; clipping set on the wrapper, where TF Addons applies it and
+    never the inner optimizer's) makes the OptimizerV2 wrapper, whatever the class asked, with
+    TF Addons' clipping on the inner optimizer; its own config then round-trips."""
+    keras = wrapped.keras
+    legacy = getattr(keras.optimizers, "legacy", keras.optimizers)
+    config = {"name": "Lookahead", "clipnorm": 1.0, "is_legacy_optimizer": True,
+              "optimizer": keras.optimizers.serialize(legacy.Adam(0.003, clipnorm=5.0)),
+              "sync_period": 3, "slow_step_size": 0.25}
+    opt = keras_lookahead.LookaheadOptimizer.from_config(config)
+    expected = type(wrapper(legacy.SGD()))  # the wrapper of a legacy optimizer
+    assert type(opt) is expected
+    assert (opt.k, opt.alpha, opt.pullback) == (3, 0.25, "none")
+    # an OptimizerV2 Adam (on 2.9 / 2.10 not the `legacy` subclass: the config names "Adam")
+    assert type(opt.inner_optimizer).__name__ == "Adam"
+    assert hasattr(opt.inner_optimizer, "get_slot_names")
+    assert opt.inner_optimizer.get_config()["clipnorm"] == 1.0
+    assert float(wrapped.values([opt.learning_rate])[0]) == pytest.approx(0.003)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(again) is expected
+    assert (again.k, again.alpha) == (3, 0.25)
+    assert again.inner_optimizer.get_config()["clipnorm"] == 1.0
+
+
+@pytest.mark.any_compile
+@pytest.mark.core
+@pytest.mark.requires("tf_keras_family", reason="TF Addons' Lookahead is a tf.keras optimizer")
+def test_reads_tf_addons_weight_order(eager):
+    """An optimizer made from TF Addons' config reads TF Addons' list of weights (what its HDF5
+    files hold: its step count, the slow copies, the inner optimizer's weights without an
+    iterations of their own): the step count goes to the inner iterations and our counter.
+    Our own list, one longer, is still read as ours."""
+    keras, tf = eager.keras, eager.tf
+    legacy = getattr(keras.optimizers, "legacy", keras.optimizers)
+    opt = keras_lookahead.LookaheadOptimizer.from_config(
+        {"name": "Lookahead", "optimizer": keras.optimizers.serialize(legacy.Adam(0.01)),
+         "sync_period": 3, "slow_step_size": 0.5})
+    weights = [tf.Variable(np.ones((2, 3), "float32")), tf.Variable(np.ones(3, "float32"))]
+    opt.apply_gradients([(tf.zeros_like(w), w) for w in weights])  # makes every variable
+    shapes = [(2, 3), (3,)]
+    slow, m, v = ([np.full(shape, i + base, "float32") for i, shape in enumerate(shapes)]
+                  for base in (10, 20, 30))
+    opt.set_weights([np.array(7, "int64")] + slow + m + v)
+    inner = opt.inner_optimizer
+    assert int(opt.iterations.numpy()) == int(inner.iterations.numpy()) == 7
+    ours = opt.get_weights()
+    assert len(ours) == 1 + 2 + 2 + 1 + 2  # inner: iterations, m, v; counter; slow copies
+    assert int(ours[len(inner.weights)]) == 7  # the counter
+    for expected, got in [(slow, opt.slow_weights(weights)),
+                          (m, [inner.get_slot(w, "m") for w in weights]),
+                          (v, [inner.get_slot(w, "v") for w in weights])]:
+        for e, g in zip(expected, got):
+            np.testing.assert_array_equal(g.numpy(), e)
+    again = [a + 1 for a in ours]
+    opt.set_weights(again)
+    for e, g in zip(again, opt.get_weights()):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.any_compile
 def test_save_and_load_model_resume_exactly(wrapped, data, tmp_path):
     """model.save / load_model without custom_objects (Keras 3: .keras; tf.keras: HDF5);
     training on continues as if uninterrupted (7 steps: mid-period for k = 3)."""

@@ -1,7 +1,8 @@
 """Step for step against the peers that implement the paper's rule (docs/design.md): optax's
-``lookahead`` on JAX (for ``LookaheadOptimizer``) and TF Addons' ``Lookahead`` on tf.keras 2.15
-(for ``inject`` and ``LookaheadOptimizer``). They are installed in those tox envs only, which set
-KLA_PEER so that a peer that fails to import there fails the test instead of skipping it."""
+``lookahead`` on JAX (for ``LookaheadOptimizer``) and TF Addons' ``Lookahead`` on tf.keras
+2.11 - 2.15 (for ``inject`` and ``LookaheadOptimizer``). They are installed in those tox envs
+only, which set KLA_PEER so that a peer that fails to import there fails the test instead of
+skipping it."""
 import os
 
 import numpy as np
@@ -75,8 +76,8 @@ def test_matches_tf_addons_lookahead(stack, data, api):
     Addons' Lookahead around the same optimizer, compiled into twin models; weights compared
     after each of 23 train_on_batch."""
     if stack.family != "tf" or not stack.legacy_optimizer:
-        pytest.skip("TF Addons wraps tf.keras' legacy optimizers: compared on tf.keras 2.15 "
-                    "in the legacy variant")
+        pytest.skip("TF Addons wraps tf.keras' legacy optimizers: compared on tf.keras 2.11 "
+                    "- 2.15 in the legacy variant")
     tfa = _import_peer("tensorflow_addons", "tensorflow_addons")
     LookaheadOptimizer = keras_lookahead.LookaheadOptimizer
     _, _, w0 = data

@@ -35,11 +35,7 @@ def build_model(keras, data_file, api, legacy):
     """(In a worker.) The suite's MLP from ``data_file`` with Lookahead: ``inject`` or the
     ``wrapper``, around SGD(0.1, momentum=0.9); returns ``(model, x, y)``."""
     import keras_lookahead
-    data = np.load(data_file)
-    inp = keras.layers.Input((3,))
-    hidden = keras.layers.Dense(3, activation="tanh")(inp)
-    model = keras.models.Model(inp, keras.layers.Dense(1)(hidden))
-    model.set_weights([data["w%d" % i] for i in range(4)])
+    model, data = mlp(keras, data_file)
     optimizers = keras.optimizers.legacy if legacy else keras.optimizers
     sgd = optimizers.SGD(learning_rate=0.1, momentum=0.9)
     if api == "wrapper":
@@ -47,6 +43,17 @@ def build_model(keras, data_file, api, legacy):
     else:
         model.compile(sgd, loss="mse")
     return model, data["x"], data["y"]
+
+
+def mlp(keras, data_file):
+    """(In a worker.) The suite's MLP with the weights of ``data_file``, uncompiled; returns
+    ``(model, data)``."""
+    data = np.load(data_file)
+    inp = keras.layers.Input((3,))
+    hidden = keras.layers.Dense(3, activation="tanh")(inp)
+    model = keras.models.Model(inp, keras.layers.Dense(1)(hidden))
+    model.set_weights([data["w%d" % i] for i in range(4)])
+    return model, data
 
 
 def inject_if_asked(model, api):

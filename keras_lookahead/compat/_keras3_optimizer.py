@@ -8,7 +8,8 @@ is the base class's: it maps the wrapper's variables, which list the inner ones,
 """
 import keras
 
-from keras_lookahead._validation import check_alpha, check_k, check_pullback
+from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, check_pullback,
+                                         lookahead_arguments)
 from keras_lookahead.compat._keras3 import Keras3State, update_applied
 from keras_lookahead.compat._passthrough import InnerPassThrough
 
@@ -27,8 +28,10 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
 
     Args:
         optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
-        k: int >= 1, inner updates between two syncs.
-        alpha: float in [0, 1], the slow weights' step size.
+        k: int >= 1, inner updates between two syncs (TF Addons' ``sync_period``, also
+            taken under that name).
+        alpha: float in [0, 1], the slow weights' step size (TF Addons' ``slow_step_size``,
+            also taken under that name).
         pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
             optimizer's momentum, as in ``Lookahead`` (checked when the optimizer is built).
         name: the optimizer's name.
@@ -37,9 +40,10 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
         >>> model.compile(optimizer=LookaheadOptimizer("adam", k=5, alpha=0.5), loss="mse")
     """
 
-    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="lookahead",
-                 **kwargs):
-        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+    def __init__(self, optimizer, k=K_DEFAULT, alpha=ALPHA_DEFAULT, pullback="none",
+                 name="lookahead", **kwargs):
+        k, alpha = lookahead_arguments(k, alpha, kwargs)
+        pullback = check_pullback(pullback)
         for argument in _BASE_ARGUMENTS:
             if kwargs.get(argument) not in (None, False) and not (
                     argument == "ema_momentum" and kwargs[argument] == 0.99):

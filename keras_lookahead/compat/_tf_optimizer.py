@@ -12,9 +12,13 @@ are the wrapper's own variables (``add_weight`` / ``add_slot`` on ``OptimizerV2`
 on the new optimizer), so they are listed in ``weights`` / ``variables`` and saved with it.
 ``learning_rate`` (``lr``) and ``iterations`` are the inner optimizer's.
 """
+import importlib.util
+import sys
+
 import tensorflow as tf
 
-from keras_lookahead._validation import check_alpha, check_k, check_pullback
+from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, TFA_NAMES, check_pullback,
+                                         lookahead_arguments)
 from keras_lookahead.compat import _tf
 from keras_lookahead.compat._passthrough import InnerPassThrough
 
@@ -45,6 +49,26 @@ def _register(cls):
     return register(package="keras_lookahead", name=cls.__name__)(cls)
 
 
+_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _from_addons_config(config):
+    """TF Addons' ``Lookahead`` config as our arguments. TF Addons clips the gradients by its
+    own ``clipnorm`` / ``clipvalue`` / ``global_clipnorm`` and then runs the inner optimizer's
+    update rule, never the inner optimizer's clipping; ours calls the inner optimizer's
+    ``apply_gradients``, so the clipping TF Addons applied becomes the inner optimizer's."""
+    config = dict(config)
+    clipping = {key: config.pop(key) for key in _CLIPPING if key in config}
+    inner = config["optimizer"]
+    if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+        inner_config = {k: v for k, v in inner["config"].items() if k not in _CLIPPING}
+        inner_config.update((k, v) for k, v in clipping.items() if v is not None)
+        config["optimizer"] = dict(inner, config=inner_config)
+    else:  # not as TF Addons writes it: clipping set on the wrapper is refused by its name
+        config.update((k, v) for k, v in clipping.items() if v is not None)
+    return config
+
+
 def _get_optimizer(optimizer):
     if isinstance(optimizer, (_V2,) + ((_NEW,) if _NEW else ())):
         return optimizer
@@ -64,8 +88,14 @@ def _get_optimizer(optimizer):
 class _Wrapper(InnerPassThrough):
     """What both families' ``LookaheadOptimizer`` share (mixed in before the Keras base)."""
 
-    def __init__(self, optimizer, k=5, alpha=0.5, pullback="none", name="Lookahead", **kwargs):
-        k, alpha, pullback = check_k(k), check_alpha(alpha), check_pullback(pullback)
+    # from_config sets it on an optimizer made from TF Addons' config: set_weights then reads
+    # TF Addons' order of weights (HDF5 files it saved)
+    _tfa_layout = False
+
+    def __init__(self, optimizer, k=K_DEFAULT, alpha=ALPHA_DEFAULT, pullback="none",
+                 name="Lookahead", **kwargs):
+        k, alpha = lookahead_arguments(k, alpha, kwargs)
+        pullback = check_pullback(pullback)
         optimizer = _get_optimizer(optimizer)
         self._init_base(name, optimizer)
         self._optimizer = optimizer
@@ -139,10 +169,19 @@ class _Wrapper(InnerPassThrough):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """Our config, or TF Addons' (``tfa.optimizers.Lookahead.get_config()``: ``optimizer``,
+        ``sync_period``, ``slow_step_size``, ``name``): that one always makes the
+        ``OptimizerV2`` wrapper, as TF Addons wraps only those."""
         config = dict(config)
         config.pop("is_legacy_optimizer", None)  # added by tf.keras 2.12+ serialize()
+        from_addons = any(theirs in config for _, theirs in TFA_NAMES)
+        if from_addons:
+            cls, config = LegacyLookaheadOptimizer, _from_addons_config(config)
         config["optimizer"] = cls._deserialize(config["optimizer"], custom_objects)
-        return cls(**config)
+        optimizer = cls(**config)
+        if from_addons:
+            optimizer._as_tf_addons()
+        return optimizer
 
 
 class _V2Wrapper(_Wrapper, _V2):
@@ -164,10 +203,26 @@ class _V2Wrapper(_Wrapper, _V2):
                                                    use_legacy_optimizer=True)
         return tf.keras.optimizers.deserialize(config, custom_objects=custom_objects)
 
+    def _as_tf_addons(self):
+        """Made from TF Addons' config: read TF Addons' saved state. Its HDF5 list of weights
+        (``set_weights``); its checkpoint names (a SavedModel's ``variables/variables``,
+        restored with ``model.load_weights``): the inner optimizer is ``lh_base_optimizer``
+        and TF Addons' step count ``iter``, which is the inner ``iterations`` there as here;
+        the slow copies are ``slow`` slots in both. TF Addons syncs by that step count, so
+        our counter starts from it (:meth:`counter`)."""
+        self._tfa_layout = True
+        self._track_trackable(self._optimizer, "lh_base_optimizer")
+        self._track_trackable(self._optimizer.iterations, "iter")
+
     # the store TFState makes its variables with
     def counter(self, like):
+        start = 0
+        if self._tfa_layout:  # restored from TF Addons' checkpoint by now, or still 0
+            start = int(tf.keras.backend.get_value(self._optimizer.iterations))
         counter = self.add_weight("lookahead_counter", shape=[], dtype=tf.int64,
-                                  initializer="zeros", trainable=False,
+                                  initializer=tf.keras.initializers.Constant(start)
+                                  if start else "zeros",
+                                  trainable=False,
                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._weights.append(counter)  # as OptimizerV2 does for its iterations
         return counter
@@ -186,6 +241,29 @@ class _V2Wrapper(_Wrapper, _V2):
 
     def variables(self):
         return self.weights
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if self._tfa_layout and self._lookahead is not None:
+            weights = self._from_addons_layout(weights)
+        _V2.set_weights(self, weights)
+
+    def _from_addons_layout(self, weights):
+        """TF Addons' ``Lookahead.weights`` (what its HDF5 files hold) in our order. Theirs:
+        its ``iterations`` (which it hands the inner optimizer as its step count, and syncs
+        by), one ``slow`` copy per weight, then the inner optimizer's weights without an
+        ``iterations`` of their own. Ours: the inner optimizer's weights (``iterations``
+        first), our counter, the slow copies; TF Addons' step count becomes both the inner
+        ``iterations`` and the counter. Told apart by length alone (theirs is one shorter), so
+        that our own list is never misread; anything else is left for the base class to check.
+        (An inner optimizer that had made its own ``iterations`` before TF Addons wrapped it
+        would add one to theirs: not read.)"""
+        inner, own = self._optimizer.weights, self._weights
+        slows = len(own) - 1
+        if self.pullback != "none" or len(weights) != len(inner) + slows:
+            return weights
+        step = weights[0]
+        return [step] + weights[1 + slows:] + [step] + weights[1:1 + slows]
 
     def _create_all_weights(self, var_list):
         self._optimizer._create_all_weights(var_list)
@@ -282,11 +360,17 @@ _DOC = """Lookahead (Zhang et al., 2019) around a tf.keras optimizer.
 
     Args:
         optimizer: the inner optimizer: an instance, a name (``"adam"``) or a config dict.
-        k: int >= 1, inner updates between two syncs.
-        alpha: float in [0, 1], the slow weights' step size.
+        k: int >= 1, inner updates between two syncs (TF Addons' ``sync_period``, also
+            taken under that name).
+        alpha: float in [0, 1], the slow weights' step size (TF Addons' ``slow_step_size``,
+            also taken under that name).
         pullback: ``"none"``, ``"reset"`` or ``"pullback"``: what each sync does to the inner
             optimizer's momentum, as in ``Lookahead``.
         name: the optimizer's name.
+
+    ``from_config`` also reads TF Addons' ``Lookahead`` config, and on tf.keras 2.x ``load_model``
+    reads models saved with it (registered as ``Addons>Lookahead``): the README's "Coming from
+    TF Addons".
     """
 
 if _NEW is not None:
@@ -303,3 +387,34 @@ else:
         __doc__ = _DOC
 
     LegacyLookaheadOptimizer = LookaheadOptimizer
+
+
+def _not_installed(name):
+    if name in sys.modules:
+        return sys.modules[name] is None  # None: blocked (an import raises ImportError)
+    return importlib.util.find_spec(name) is None
+
+
+def _register_for_tf_addons():
+    """Make ``load_model`` read models saved with TF Addons' ``Lookahead`` (registered as
+    ``Addons>Lookahead``) without TF Addons: as ``LegacyLookaheadOptimizer``, the wrapper of the
+    family TF Addons wraps (``OptimizerV2``). Only on tf.keras 2.x: TF Addons ended with
+    TensorFlow 2.15. Never over TF Addons' own class (imported first, it stays; imported after,
+    it replaces ours). tf.keras before 2.13 refuses to register a second class under one name
+    (``register_keras_serializable`` raises), so that registering ours there would make a later
+    ``import tensorflow_addons`` fail: there it is registered only where TF Addons is not
+    installed (else ``custom_objects={"Addons>Lookahead": LookaheadOptimizer}``)."""
+    from keras_lookahead.compat import _minor
+    if _minor(tf.__version__) >= (2, 16):
+        return
+    objects = tf.keras.utils.get_custom_objects()
+    if ADDONS_NAME in objects:
+        return
+    if _minor(tf.__version__) < (2, 13) and not _not_installed("tensorflow_addons"):
+        return
+    objects[ADDONS_NAME] = LegacyLookaheadOptimizer
+
+
+#: the name TF Addons registered its ``Lookahead`` under
+ADDONS_NAME = "Addons>Lookahead"
+_register_for_tf_addons()
