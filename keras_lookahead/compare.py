@@ -130,8 +130,7 @@ def add_arguments(parser):
                            "mnist1d package; validated on its test split; changes the defaults "
                            "to the paper's setup); default: scikit-learn's bundled digits")
     data.add_argument("--val-fraction", type=_fraction, default=0.3,
-                      help="held out for validation, stratified (not for mnist1d: its own "
-                           "split)")
+                      help="held out for validation, stratified; mnist1d has its own split")
     data.add_argument("--model", choices=MODELS, default="mlp",
                       help="mlp: dense layers of --hidden widths; the others: MNIST-1D's "
                            "reference models (logistic, resmlp, cnn, gru)")

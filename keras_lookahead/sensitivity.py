@@ -72,7 +72,7 @@ def add_arguments(parser):
     data.add_argument("--data", metavar="PATH.npz|mnist1d", default="mnist1d",
                       help="as compare's --data; an .npz, or digits with --data digits")
     data.add_argument("--val-fraction", type=compare._fraction, default=0.3,
-                      help="held out for validation (not for mnist1d: its own split)")
+                      help="held out for validation; mnist1d has its own split")
     data.add_argument("--model", choices=compare.MODELS, default="cnn", help="as compare's")
     data.add_argument("--hidden", type=compare._widths, default="64",
                       help="hidden layer widths of mlp")
