@@ -13,7 +13,8 @@ seeds, and writes one table, one CSV and one plot for all of them:
 
 From the repository root (mnist1d installed: pip install mnist1d==0.0.2.post1):
 
-    KERAS_BACKEND=jax python benchmarks/mnist1d_baselines.py --out benchmarks/results/mnist1d-baselines
+    export KERAS_BACKEND=jax
+    python benchmarks/mnist1d_baselines.py --out benchmarks/results/mnist1d-baselines
     mv benchmarks/results/mnist1d-baselines.png docs/     # PNGs are committed in docs/ only
 """
 import argparse
