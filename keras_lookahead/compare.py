@@ -287,7 +287,10 @@ def build_model(keras, name, features, classes, hidden=(64,)):
     else:  # GRUBase: bidirectional GRU(6) over the 40 steps, its outputs flattened
         bound = 6 ** -0.5
         uniform = keras.initializers.RandomUniform(-bound, bound)
-        h = layers.Bidirectional(layers.GRU(6, return_sequences=True, kernel_initializer=uniform,
+        # reset_after: the reset gate applied after the recurrent product, as PyTorch's GRU (and
+        # Keras 2+'s default; tf.keras 1.x's is False)
+        h = layers.Bidirectional(layers.GRU(6, return_sequences=True, reset_after=True,
+                                            kernel_initializer=uniform,
                                             recurrent_initializer=uniform,
                                             bias_initializer=uniform))(h)
         fan_in = 2 * 6 * features

@@ -326,23 +326,27 @@ def test_mnist1d_loader():
 
 def test_reference_models(default_run):
     """Each model builds with the reference code's parameter count (notebooks/models.py prints
-    them: 410, 15210, 5210, 5134), has one output per class, and trains (two steps an epoch: the
-    loss of the second epoch is lower)."""
+    them: 410, 15210, 5210, 5134), has one output per class, and trains: two Adam steps change
+    every weight of each. The models train side by side in one model (one trace, not five)."""
     from keras_lookahead import compat
     keras = compat.keras_module()
     rng = np.random.RandomState(0)
     x, y = rng.randn(20, 40).astype("float32"), np.arange(20) % 10
     counts = {"logistic": 410, "resmlp": 15210, "cnn": 5210, "gru": 5134, "mlp": 40 * 8 + 8 +
               8 * 10 + 10}
-    for name in compare.MODELS:
-        keras.backend.clear_session()
-        model = compare.build_model(keras, name, 40, 10, hidden=[8])
+    models = [compare.build_model(keras, name, 40, 10, hidden=[8]) for name in compare.MODELS]
+    for name, model in zip(compare.MODELS, models):
         assert model.count_params() == counts[name], name
         assert tuple(model.output_shape) == (None, 10), name
-        model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                      loss="sparse_categorical_crossentropy")
-        loss = model.fit(x, y, batch_size=10, epochs=2, verbose=0).history["loss"]
-        assert loss[1] < loss[0], (name, loss)
+    inputs = keras.layers.Input((40,))
+    together = keras.Model(inputs, [model(inputs) for model in models])
+    together.compile(optimizer=keras.optimizers.Adam(1e-2),
+                     loss=["sparse_categorical_crossentropy"] * len(models))
+    before = [model.get_weights() for model in models]
+    together.fit(x, [y] * len(models), batch_size=10, epochs=1, verbose=0)
+    for name, model, weights in zip(compare.MODELS, models, before):
+        for old, new in zip(weights, model.get_weights()):
+            assert np.isfinite(new).all() and not np.array_equal(old, new), name
 
 
 def test_sensitivity_tiny_grid(default_run, tmp_path, capsys):
@@ -353,9 +357,8 @@ def test_sensitivity_tiny_grid(default_run, tmp_path, capsys):
     plot = () if os.environ.get("KLA_PLOT") else ("--no-plot",)
     assert main(["sensitivity", "--data", _blobs(str(tmp_path / "blobs.npz")), "--model",
                  "mlp", "--hidden", "8", "--batch-size", "16", "--epochs", "1", "--seeds",
-                 "1", "--sgd-lrs", "0.01,0.1", "--adam-lrs", "1e-3", "--ks", "5,10", "--alphas",
-                 "0.5", "--at-sgd-lr", "0.1", "--at-adam-lr", "1e-3", "--quiet", "--out",
-                 out] + list(plot)) == 0
+                 "1", "--inner", "sgd", "--sgd-lrs", "0.01,0.1", "--ks", "5,10", "--alphas",
+                 "0.5", "--at-sgd-lr", "0.1", "--quiet", "--out", out] + list(plot)) == 0
     with open(os.path.join(out, "sensitivity.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [(r["phase"], r["inner"], r["variant"], float(r["lr"]), r["k"], r["alpha"])
@@ -363,20 +366,16 @@ def test_sensitivity_tiny_grid(default_run, tmp_path, capsys):
         ("lr", "sgd", "bare", 0.01, "", ""), ("lr", "sgd", "lookahead", 0.01, "5", "0.5"),
         ("lr", "sgd", "bare", 0.1, "", ""), ("lr", "sgd", "lookahead", 0.1, "5", "0.5"),
         ("k-alpha", "sgd", "bare", 0.1, "", ""), ("k-alpha", "sgd", "lookahead", 0.1, "5", "0.5"),
-        ("k-alpha", "sgd", "lookahead", 0.1, "10", "0.5"),
-        ("lr", "adam", "bare", 1e-3, "", ""), ("lr", "adam", "lookahead", 1e-3, "5", "0.5"),
-        ("k-alpha", "adam", "bare", 1e-3, "", ""),
-        ("k-alpha", "adam", "lookahead", 1e-3, "5", "0.5"),
-        ("k-alpha", "adam", "lookahead", 1e-3, "10", "0.5")]
+        ("k-alpha", "sgd", "lookahead", 0.1, "10", "0.5")]
     assert all(r["seeds"] == "1" for r in rows)
     assert rows[3]["accuracy_mean"] == rows[5]["accuracy_mean"]  # one run, both phases
     assert rows[2]["loss_mean"] != rows[3]["loss_mean"]  # Lookahead changed the run
     with open(os.path.join(out, "runs.csv")) as f:
-        assert len(list(csv.DictReader(f))) == 8  # 8 distinct configurations, 1 epoch, 1 seed
+        assert len(list(csv.DictReader(f))) == 5  # 5 distinct configurations, 1 epoch, 1 seed
     with open(os.path.join(out, "sensitivity.json")) as f:
         written = json.load(f)
     assert [(s["inner"], s["variant"]) for s in written["spread"]] == [
-        ("sgd", "bare"), ("sgd", "lookahead"), ("adam", "bare"), ("adam", "lookahead")]
+        ("sgd", "bare"), ("sgd", "lookahead")]
     assert written["spread"][0]["best_minus_worst"] == pytest.approx(abs(
         float(rows[0]["accuracy_mean"]) - float(rows[2]["accuracy_mean"])), abs=1e-5)
     assert "wrote" in capsys.readouterr().out
