@@ -234,13 +234,17 @@ def load_mnist1d():
     except ImportError:
         _fail("`--data mnist1d` needs the mnist1d package: pip install {} (or "
               "lookahead-keras[mnist1d])".format(MNIST1D))
-    from importlib import metadata
+    try:
+        from importlib import metadata
+        version = metadata.version("mnist1d")
+    except ImportError:  # Python 3.7: no importlib.metadata
+        version = "(version unknown)"
     data = make_dataset(get_dataset_args())
     x, y, x_test, y_test = (np.asarray(data[key], "float32" if key.startswith("x") else "int32")
                             for key in ("x", "y", "x_test", "y_test"))
     description = "MNIST-1D (mnist1d {}, generated): {} train / {} test samples, {} features, " \
                   "{} classes (validation = its test split)".format(
-                      metadata.version("mnist1d"), len(x), len(x_test), x.shape[1],
+                      version, len(x), len(x_test), x.shape[1],
                       len(np.unique(y)))
     return x, y, x_test, y_test, description
 
