@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_lookahead import compare
+from keras_lookahead import compare, sensitivity
 
 pytestmark = pytest.mark.once
 
@@ -111,6 +111,8 @@ def test_lookahead_changes_the_run(default_run, tmp_path):
     (["--alpha", "1.5"], "argument --alpha: must be in [0, 1]. Received: 1.5"),
     (["--h", "x"], "argument --h: must be a number. Received: 'x'"),
     (["--sgd-momentum", "1"], "must be in [0, 1). Received: 1"),
+    (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
+    (["--batch-order", "random"], "argument --batch-order: invalid choice: 'random'"),
 ])
 def test_bad_arguments(argv, message, capsys):
     """Checked when parsed, before any data is read or any training: one line, exit code 2."""
@@ -271,3 +273,134 @@ def test_progress_bar_on_a_terminal_only():
     quiet = Terminal()
     compare.Progress(1, 1, stream=quiet, enabled=False).epoch("x")
     assert quiet.getvalue() == ""
+
+
+# MNIST-1D, the reference models and the sensitivity command
+
+
+def test_mnist1d_defaults_and_an_option_given_wins(capsys):
+    """``--data mnist1d`` brings the reference setup (Adam 1e-2, batch 100, 6000 steps in a
+    fixed order, the CNN), and shows it in --help; an option given on the command line wins."""
+    parser = compare.new_parser(compare.PROG, compare.__doc__)
+    compare.add_arguments(parser)
+    args = compare.parse_args(parser, ["--data", "mnist1d", "--epochs", "3"])
+    assert (args.epochs, args.batch_size, args.adam_lr, args.model, args.batch_order) == \
+        (3, 100, 1e-2, "cnn", "fixed")
+    parser = compare.new_parser(compare.PROG, compare.__doc__)
+    compare.add_arguments(parser)
+    args = compare.parse_args(parser, [])
+    assert (args.epochs, args.batch_size, args.model, args.batch_order) == \
+        (20, 32, "mlp", "shuffled")
+    with pytest.raises(SystemExit):
+        compare.main(["--data", "mnist1d", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS epochs per run (default: 150)" in help_text
+
+
+def test_mnist1d_missing_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
+    with pytest.raises(SystemExit) as exit_:
+        compare.load_data("mnist1d", 0.3)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install mnist1d==0.0.2.post1" in err, err
+
+
+def test_mnist1d_loader():
+    """The paper's data, made by its package: 4000 train / 1000 test, 40 features, 10 classes,
+    the same every time (its seed 42)."""
+    try:
+        import mnist1d.data  # noqa: F401
+    except ImportError:
+        pytest.skip("mnist1d is not installed (pip install {}; tox.ini: py313-keras315-jax)"
+                    .format(compare.MNIST1D))
+    x, y, x_test, y_test, description = compare.load_data("mnist1d", 0.3)
+    assert x.shape == (4000, 40) and x_test.shape == (1000, 40)
+    assert y.shape == (4000,) and y_test.shape == (1000,)
+    assert x.dtype == np.float32 and sorted(set(y.tolist())) == list(range(10))
+    assert sorted(set(y_test.tolist())) == list(range(10))
+    assert abs(float(np.concatenate([x, x_test]).std()) - 1) < 0.01  # the package's scaling
+    assert "4000 train / 1000 test samples, 40 features, 10 classes" in description
+    np.testing.assert_array_equal(compare.load_data("mnist1d", 0.3)[0], x)
+
+
+def test_reference_models(default_run):
+    """Each model builds with the reference code's parameter count (notebooks/models.py prints
+    them: 410, 15210, 5210, 5134), has one output per class, and trains: two Adam steps change
+    every weight of each. The models train side by side in one model (one trace, not five)."""
+    from keras_lookahead import compat
+    keras = compat.keras_module()
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(20, 40).astype("float32"), np.arange(20) % 10
+    counts = {"logistic": 410, "resmlp": 15210, "cnn": 5210, "gru": 5134, "mlp": 40 * 8 + 8 +
+              8 * 10 + 10}
+    models = [compare.build_model(keras, name, 40, 10, hidden=[8]) for name in compare.MODELS]
+    for name, model in zip(compare.MODELS, models):
+        assert model.count_params() == counts[name], name
+        assert tuple(model.output_shape) == (None, 10), name
+    inputs = keras.layers.Input((40,))
+    together = keras.Model(inputs, [model(inputs) for model in models])
+    together.compile(optimizer=keras.optimizers.Adam(1e-2),
+                     loss=["sparse_categorical_crossentropy"] * len(models))
+    before = [model.get_weights() for model in models]
+    together.fit(x, [y] * len(models), batch_size=10, epochs=1, verbose=0)
+    for name, model, weights in zip(compare.MODELS, models, before):
+        for old, new in zip(weights, model.get_weights()):
+            assert np.isfinite(new).all() and not np.array_equal(old, new), name
+
+
+def test_sensitivity_tiny_grid(default_run, tmp_path, capsys):
+    """Each learning rate bare and with Lookahead, the k x alpha grid at one rate: one row per
+    configuration, a configuration both phases share trained once (its rows equal)."""
+    from keras_lookahead.__main__ import main
+    out = str(tmp_path / "out")
+    plot = () if os.environ.get("KLA_PLOT") else ("--no-plot",)
+    assert main(["sensitivity", "--data", _blobs(str(tmp_path / "blobs.npz")), "--model",
+                 "mlp", "--hidden", "8", "--batch-size", "16", "--epochs", "1", "--seeds",
+                 "1", "--inner", "sgd", "--sgd-lrs", "0.01,0.1", "--ks", "5,10", "--alphas",
+                 "0.5", "--at-sgd-lr", "0.1", "--quiet", "--out", out] + list(plot)) == 0
+    with open(os.path.join(out, "sensitivity.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["phase"], r["inner"], r["variant"], float(r["lr"]), r["k"], r["alpha"])
+            for r in rows] == [
+        ("lr", "sgd", "bare", 0.01, "", ""), ("lr", "sgd", "lookahead", 0.01, "5", "0.5"),
+        ("lr", "sgd", "bare", 0.1, "", ""), ("lr", "sgd", "lookahead", 0.1, "5", "0.5"),
+        ("k-alpha", "sgd", "bare", 0.1, "", ""), ("k-alpha", "sgd", "lookahead", 0.1, "5", "0.5"),
+        ("k-alpha", "sgd", "lookahead", 0.1, "10", "0.5")]
+    assert all(r["seeds"] == "1" for r in rows)
+    assert rows[3]["accuracy_mean"] == rows[5]["accuracy_mean"]  # one run, both phases
+    assert rows[2]["loss_mean"] != rows[3]["loss_mean"]  # Lookahead changed the run
+    with open(os.path.join(out, "runs.csv")) as f:
+        assert len(list(csv.DictReader(f))) == 5  # 5 distinct configurations, 1 epoch, 1 seed
+    with open(os.path.join(out, "sensitivity.json")) as f:
+        written = json.load(f)
+    assert [(s["inner"], s["variant"]) for s in written["spread"]] == [
+        ("sgd", "bare"), ("sgd", "lookahead")]
+    assert written["spread"][0]["best_minus_worst"] == pytest.approx(abs(
+        float(rows[0]["accuracy_mean"]) - float(rows[2]["accuracy_mean"])), abs=1e-5)
+    assert "wrote" in capsys.readouterr().out
+    if os.environ.get("KLA_PLOT"):
+        with open(os.path.join(out, "sensitivity.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sgd-lrs", "0,0.1"], "`--sgd-lrs` must be a comma-separated list of distinct numbers "
+                             "> 0. Received: '0,0.1'"),
+    (["--adam-lrs", "1e-3,1e-3"], "`--adam-lrs` must be a comma-separated list of distinct "
+                                  "numbers > 0. Received: '1e-3,1e-3'"),
+    (["--ks", "5,x"], "Received: '5,x'"),
+    (["--alphas", "0.5,1.5"], "`--alphas` must be a comma-separated list of distinct numbers in "
+                              "[0, 1]. Received: '0.5,1.5'"),
+    (["--inner", "sgd,rmsprop"], "`--inner` must name distinct inner optimizers among sgd, "
+                                 "adam. Received: 'sgd,rmsprop'"),
+    (["--at-sgd-lr", "-1"], "argument --at-sgd-lr: must be > 0. Received: -1"),
+    (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
+])
+def test_sensitivity_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        sensitivity.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("lookahead-keras sensitivity: error: ")
