@@ -6,8 +6,8 @@ import numbers
 def check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(
-            "`{}` must be an integer >= {}. Received: {}={!r} (of type {})".format(
-                name, minimum, name, value, type(value).__name__))
+            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r} (of type "
+            f"{type(value).__name__})")
     return int(value)
 
 
@@ -20,8 +20,8 @@ def check_alpha(alpha, name="alpha"):
           and not math.isnan(alpha) and 0.0 <= alpha <= 1.0)
     if not ok:
         raise ValueError(
-            "`{}` must be a real number in the range [0, 1]. Received: {}={!r} (of type {})".format(
-                name, name, alpha, type(alpha).__name__))
+            f"`{name}` must be a real number in the range [0, 1]. Received: {name}={alpha!r} "
+            f"(of type {type(alpha).__name__})")
     return float(alpha)
 
 
@@ -30,9 +30,8 @@ PULLBACK_MODES = ("none", "reset", "pullback")
 
 def check_pullback(pullback):
     if pullback not in PULLBACK_MODES:
-        raise ValueError(
-            "`pullback` must be one of {}. Received: pullback={!r}".format(
-                ", ".join('"{}"'.format(m) for m in PULLBACK_MODES), pullback))
+        modes = ", ".join(f'"{m}"' for m in PULLBACK_MODES)
+        raise ValueError(f"`pullback` must be one of {modes}. Received: pullback={pullback!r}")
     return pullback
 
 
@@ -65,9 +64,9 @@ def lookahead_arguments(k, alpha, kwargs):
             other = kwargs.pop(theirs)
             if not isinstance(value, _Default):
                 raise ValueError(
-                    "Pass `{0}` or `{1}`, not both: they are the same argument ({1} is TF "
-                    "Addons' name for it). Received: {0}={2!r}, {1}={3!r}".format(
-                        ours, theirs, value, other))
+                    f"Pass `{ours}` or `{theirs}`, not both: they are the same argument ({theirs} "
+                    f"is TF Addons' name for it). Received: {ours}={value!r}, {theirs}={other!r}")
+
             name, value = theirs, other
         found.append((name, value.value if isinstance(value, _Default) else value))
     (k_name, k), (alpha_name, alpha) = found

@@ -47,26 +47,29 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
         for argument in _BASE_ARGUMENTS:
             if kwargs.get(argument) not in (None, False) and not (
                     argument == "ema_momentum" and kwargs[argument] == 0.99):
+                value = kwargs[argument]
                 raise ValueError(
-                    "LookaheadOptimizer does not take `{0}`: set it on the inner optimizer. "
-                    "Received: {0}={1!r}".format(argument, kwargs[argument]))
+                    f"LookaheadOptimizer does not take `{argument}`: set it on the inner "
+                    f"optimizer. Received: {argument}={value!r}")
             kwargs.pop(argument, None)
         for argument in sorted(kwargs):
+            value = kwargs[argument]
             raise ValueError(
-                "LookaheadOptimizer does not take `{0}`: it takes optimizer, k, alpha, pullback "
-                "and name. Received: {0}={1!r}".format(argument, kwargs[argument]))
+                f"LookaheadOptimizer does not take `{argument}`: it takes optimizer, k, alpha, "
+                f"pullback and name. Received: {argument}={value!r}")
         inner = _get_optimizer(optimizer)
         if isinstance(inner, LookaheadOptimizer):
             raise ValueError(
                 "`optimizer` must not be a LookaheadOptimizer: Lookahead inside Lookahead is "
                 "NestedLookahead(k, alpha, s, h).inject(model), with s inner syncs per outer one "
-                "and h the outer step size. Received: optimizer={!r}".format(inner))
+                f"and h the outer step size. Received: optimizer={inner!r}")
         if getattr(inner, "inner_optimizer", None) is not None:
+            kind = type(inner).__name__
             raise ValueError(
-                "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
-                "LookaheadOptimizer in it instead ({0}(LookaheadOptimizer(...)); Keras does so "
-                "itself under a mixed_float16 policy). Received: optimizer={1!r}".format(
-                    type(inner).__name__, inner))
+                f"`optimizer` must be a plain optimizer, not a wrapper such as {kind}: wrap the "
+                f"LookaheadOptimizer in it instead ({kind}(LookaheadOptimizer(...)); Keras does "
+                f"so itself under a mixed_float16 policy). Received: optimizer={inner!r}")
+
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner
         self.k, self.alpha, self.pullback = k, alpha, pullback
@@ -140,10 +143,11 @@ def _get_optimizer(optimizer):
         found = keras.optimizers.get(optimizer)
     except (ValueError, TypeError) as error:
         raise ValueError(
-            "`optimizer` must be a Keras {} optimizer, its name or its config. Received: "
-            "optimizer={!r} ({})".format(keras.__version__, optimizer, error))
+            f"`optimizer` must be a Keras {keras.__version__} optimizer, its name or its config. "
+            f"Received: optimizer={optimizer!r} ({error})")
     if not isinstance(found, keras.optimizers.Optimizer):
         raise ValueError(
-            "`optimizer` must be a Keras {} optimizer, its name or its config. Received: "
-            "optimizer={!r}".format(keras.__version__, optimizer))
+            f"`optimizer` must be a Keras {keras.__version__} optimizer, its name or its config. "
+            f"Received: optimizer={optimizer!r}")
+
     return found

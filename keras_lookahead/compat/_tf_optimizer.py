@@ -37,7 +37,8 @@ _BASE_ARGUMENTS = ("clipnorm", "clipvalue", "global_clipnorm", "decay", "weight_
 
 def _slow_name(level):
     """The slow copy of one level: ``slow``, then ``slow1``, ``slow2``, ... (as ``inject``)."""
-    return "slow{}".format(level or "")
+    suffix = level or ""
+    return f"slow{suffix}"
 
 
 def _register(cls):
@@ -77,11 +78,10 @@ def _get_optimizer(optimizer):
     except (ValueError, TypeError) as error:
         found = error
     if not isinstance(found, (_V2,) + ((_NEW,) if _NEW else ())):
+        error = f" ({found})" if isinstance(found, Exception) else ""
         raise ValueError(
-            "`optimizer` must be a tf.keras optimizer (TensorFlow {}), its name or its config. "
-            "Received: optimizer={!r}{}".format(
-                tf.__version__, optimizer,
-                " ({})".format(found) if isinstance(found, Exception) else ""))
+            f"`optimizer` must be a tf.keras optimizer (TensorFlow {tf.__version__}), its name or "
+            f"its config. Received: optimizer={optimizer!r}{error}")
     return found
 
 
@@ -103,21 +103,24 @@ class _Wrapper(InnerPassThrough):
 
     def _wrap(self, optimizer, k, alpha, pullback, kwargs):
         for argument in sorted(kwargs):
+            value = kwargs[argument]
+            hint = ("set it on the inner optimizer" if argument in _BASE_ARGUMENTS
+                    else "it takes optimizer, k, alpha, pullback and name")
             raise ValueError(
-                "LookaheadOptimizer does not take `{0}`: {2}. Received: {0}={1!r}".format(
-                    argument, kwargs[argument],
-                    "set it on the inner optimizer" if argument in _BASE_ARGUMENTS
-                    else "it takes optimizer, k, alpha, pullback and name"))
+                f"LookaheadOptimizer does not take `{argument}`: {hint}. Received: "
+                f"{argument}={value!r}")
         if hasattr(optimizer, "_lookahead"):
             raise ValueError(
                 "`optimizer` must not be a LookaheadOptimizer: Lookahead inside Lookahead is "
                 "NestedLookahead(k, alpha, s, h).inject(model), with s inner syncs per outer one "
-                "and h the outer step size. Received: optimizer={!r}".format(optimizer))
+                f"and h the outer step size. Received: optimizer={optimizer!r}")
         if hasattr(optimizer, "inner_optimizer"):
+            kind = type(optimizer).__name__
             raise ValueError(
-                "`optimizer` must be a plain optimizer, not a wrapper such as {0}: wrap the "
+                f"`optimizer` must be a plain optimizer, not a wrapper such as {kind}: wrap the "
                 "LookaheadOptimizer in it instead (Keras does so itself under a mixed_float16 "
-                "policy). Received: optimizer={1!r}".format(type(optimizer).__name__, optimizer))
+                f"policy). Received: optimizer={optimizer!r}")
+
         self.k, self.alpha, self.pullback = k, alpha, pullback
         self._momentum_of = (None if pullback == "none"
                              else _tf.momentum_lookup(optimizer, pullback))
