@@ -93,11 +93,11 @@ def _bounds(stack):
 
 
 def _row(stack):
-    versions = "{} - {}".format(stack.first, stack.last)
+    versions = f"{stack.first} - {stack.last}"
     if stack.keras == "tf.keras":
         versions = "TensorFlow " + versions
-    pythons = stack.pythons[0] if len(stack.pythons) == 1 else "{} - {}".format(
-        stack.pythons[0], stack.pythons[-1])
+    pythons = stack.pythons[0] if len(stack.pythons) == 1 else (
+        f"{stack.pythons[0]} - {stack.pythons[-1]}")
     return (stack.keras, versions, stack.runs_on, _PYTHON_NOTES.get(stack.keras, pythons))
 
 
@@ -129,8 +129,7 @@ def supported_table():
 
 def _unsupported(found):
     return UnsupportedVersionError(
-        "keras_lookahead does not support {} yet. Supported stacks:\n{}".format(
-            found, supported_table()))
+        f"keras_lookahead does not support {found} yet. Supported stacks:\n{supported_table()}")
 
 
 def _minor(version):
@@ -167,20 +166,21 @@ def check_optimizer(model, found):
     optimizer = model.optimizer
     package = _package(_model_class(model))
     if package not in {_package(c) for c in type(optimizer).__mro__}:
+        kind = type(optimizer)
         raise TypeError(
-            "`model.optimizer` must be an optimizer of the model's Keras ({}, package `{}`), "
-            "as compile makes it. Received: optimizer={!r} (of type {}.{}, from package "
-            "`{}`)".format(found, package, optimizer, type(optimizer).__module__,
-                           type(optimizer).__name__, _package(type(optimizer))))
+            f"`model.optimizer` must be an optimizer of the model's Keras ({found}, package "
+            f"`{package}`), as compile makes it. Received: optimizer={optimizer!r} (of type "
+            f"{kind.__module__}.{kind.__name__}, from package `{_package(kind)}`)")
 
 
 def check_model(model):
     """TypeError unless ``model`` is a Keras model; returns its ``Model`` class."""
     cls = _model_class(model)
     if cls is None:
+        kind = type(model)
         raise TypeError(
-            "`model` must be a Keras Model. Received: model={!r} (of type {}.{})".format(
-                model, type(model).__module__, type(model).__name__))
+            f"`model` must be a Keras Model. Received: model={model!r} (of type "
+            f"{kind.__module__}.{kind.__name__})")
     return cls
 
 
@@ -206,15 +206,15 @@ def stack_of(model):
                 continue
             found = claim.found.format(version=version, tf=tf_version, backend=_backend(root))
             if stack.tensorflow and _backend(root) != "tensorflow":
-                raise _unsupported("{} {} with the {} backend".format(stack.keras.split()[-1],
-                                                                     version, _backend(root)))
+                name = stack.keras.split()[-1]
+                raise _unsupported(f"{name} {version} with the {_backend(root)} backend")
             in_range = _in_range(version, _bounds(stack)) and (
                 not stack.tensorflow or _in_range(tf_version, tuple(
                     _minor(v) for v in stack.tensorflow)))
             if not in_range:
                 raise _unsupported(found)
             return stack, found
-    raise _unsupported("{} {}".format(root, version))
+    raise _unsupported(f"{root} {version}")
 
 
 def adapter_for(model):
@@ -325,7 +325,7 @@ def _wrapper_ranges():
         first = stack.wrapper_first or stack.first
         prefix = {"tf.keras": "tf.keras in TensorFlow ", "Keras 3": "Keras "}.get(
             stack.keras, stack.keras + " ")
-        texts.append("{}{} - {}".format(prefix, first, stack.last))
+        texts.append(f"{prefix}{first} - {stack.last}")
     return ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
@@ -341,15 +341,16 @@ def lookahead_optimizer_class():
         return importlib.import_module("keras_lookahead.compat." + stack.wrapper)\
             .LookaheadOptimizer
     if stack is not None and stack.keras == "Keras 3":
-        return _unavailable(lambda: _unsupported("Keras {}".format(version)))
-    found = "TensorFlow {}".format(version) if version else "no TensorFlow"
+        return _unavailable(lambda: _unsupported(f"Keras {version}"))
+    found = f"TensorFlow {version}" if version else "no TensorFlow"
     if _legacy_keras_selected():
         found += " with TF_USE_LEGACY_KERAS=1"
     return _unavailable(lambda: UnsupportedVersionError(
-        "LookaheadOptimizer needs {} in this release; found {}. On TensorFlow 1.x and "
-        "standalone Keras, use Lookahead(k, alpha).inject(model) after compile, or "
-        "keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n{}".format(
-            _wrapper_ranges(), found, supported_table())))
+        f"LookaheadOptimizer needs {_wrapper_ranges()} in this release; found {found}. On "
+        "TensorFlow 1.x and standalone Keras, use Lookahead(k, alpha).inject(model) after "
+        "compile, or keras_lookahead.graph.BaseLookAhead. Supported stacks for inject:\n"
+        f"{supported_table()}"))
+
 
 
 def keras_module():
