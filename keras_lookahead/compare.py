@@ -62,14 +62,13 @@ def _optimizer_names(text):
     for name in names:
         variant, _, base = name.rpartition("-")
         if base not in BASES or (variant and variant not in VARIANTS):
+            bases, variants = ", ".join(BASES), ", ".join(VARIANTS)
             raise argparse.ArgumentTypeError(
                 "`--optimizers` takes a comma-separated list of <base> or <variant>-<base>, "
-                "base one of {}, variant one of {}. Received: {!r}".format(
-                    ", ".join(BASES), ", ".join(VARIANTS), name))
+                f"base one of {bases}, variant one of {variants}. Received: {name!r}")
     if not names or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
-            "`--optimizers` must name at least one optimizer, each once. Received: {!r}"
-            .format(text))
+            f"`--optimizers` must name at least one optimizer, each once. Received: {text!r}")
     return names
 
 
@@ -77,8 +76,8 @@ def _number(kind, text):
     try:
         return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("must be {}. Received: {!r}".format(
-            "an integer" if kind is int else "a number", text))
+        rule = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {rule}. Received: {text!r}")
 
 
 def _checked(kind, rule, ok):
@@ -86,7 +85,7 @@ def _checked(kind, rule, ok):
     def parse(text):
         value = _number(kind, text)
         if not ok(value):
-            raise argparse.ArgumentTypeError("must be {}. Received: {}".format(rule, text))
+            raise argparse.ArgumentTypeError(f"must be {rule}. Received: {text}")
         return value
     return parse
 
@@ -104,8 +103,7 @@ def _widths(text):
     parts = [p.strip() for p in str(text).split(",")]
     if not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(
-            "must be comma-separated integers > 0 (e.g. 64 or 128,64). Received: {!r}".format(
-                text))
+            f"must be comma-separated integers > 0 (e.g. 64 or 128,64). Received: {text!r}")
     return [int(p) for p in parts]
 
 
@@ -113,12 +111,12 @@ class _Parser(argparse.ArgumentParser):
     """Errors as one line (``<prog>: error: ...``), exit code 2."""
 
     def error(self, message):
-        self.exit(2, "{}: error: {}\n".format(self.prog, message))
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _fail(message):
     """Refuse bad data: one line on stderr, exit code 2 (like a bad argument)."""
-    sys.stderr.write("{}: error: {}\n".format(PROG, message))
+    sys.stderr.write(f"{PROG}: error: {message}\n")
     raise SystemExit(2)
 
 
@@ -184,32 +182,32 @@ def load_data(path, val_fraction):
         x, y, name = digits.data, digits.target, "scikit-learn digits (8x8 images)"
     else:
         if not os.path.isfile(path):
-            _fail("`--data` {} is not a file".format(path))
+            _fail(f"`--data` {path} is not a file")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 files = list(archive.files)
                 if "x" not in files or "y" not in files:
-                    _fail("`--data` must be an .npz with arrays x and y. Received: {} with "
-                          "arrays {}".format(path, files))
+                    _fail(f"`--data` must be an .npz with arrays x and y. Received: {path} with "
+                          f"arrays {files}")
                 x, y, name = archive["x"], archive["y"], os.path.basename(path)
         except (OSError, ValueError, AttributeError) as error:
-            _fail("`--data` {} is not a readable .npz ({})".format(path, error))
+            _fail(f"`--data` {path} is not a readable .npz ({error})")
     try:
         x = np.asarray(x, "float32").reshape(len(x), -1)
     except (TypeError, ValueError):
-        _fail("`x` must hold numbers. Received: dtype {}".format(np.asarray(x).dtype))
+        _fail(f"`x` must hold numbers. Received: dtype {np.asarray(x).dtype}")
     if not np.isfinite(x).all():
-        _fail("`x` holds {} NaN or infinite values: clean or impute them first".format(
-            int((~np.isfinite(x)).sum())))
+        bad = int((~np.isfinite(x)).sum())
+        _fail(f"`x` holds {bad} NaN or infinite values: clean or impute them first")
     y, classes = _labels(np.asarray(y), len(x))
     counts = np.bincount(y)
     if len(classes) < 2:
-        _fail("`y` must hold at least two classes. Received: one class, {!r}".format(
-            classes[0] if len(classes) else None))
+        only = classes[0] if len(classes) else None
+        _fail(f"`y` must hold at least two classes. Received: one class, {only!r}")
     if counts.min() < 2:
+        rare, count = classes[int(counts.argmin())], int(counts.min())
         _fail("every class needs at least two samples (one to train, one to validate). "
-              "Received: class {!r} with {}".format(classes[int(counts.argmin())],
-                                                    int(counts.min())))
+              f"Received: class {rare!r} with {count}")
     rng = np.random.RandomState(0)
     val = np.zeros(len(y), bool)
     for label in np.unique(y):
@@ -220,8 +218,9 @@ def load_data(path, val_fraction):
     mean = x[~val].mean(axis=0)
     std = x[~val].std(axis=0)
     x = (x - mean) / np.where(std > 0, std, 1.0)
-    description = "{}: {} train / {} validation samples, {} features, {} classes".format(
-        name, int((~val).sum()), int(val.sum()), x.shape[1], len(classes))
+    n_train, n_val = int((~val).sum()), int(val.sum())
+    description = (f"{name}: {n_train} train / {n_val} validation samples, {x.shape[1]} "
+                   f"features, {len(classes)} classes")
     return x[~val], y[~val], x[val], y[val], description
 
 
@@ -232,8 +231,8 @@ def load_mnist1d():
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
-        _fail("`--data mnist1d` needs the mnist1d package: pip install {} (or "
-              "lookahead-keras[mnist1d])".format(MNIST1D))
+        _fail(f"`--data mnist1d` needs the mnist1d package: pip install {MNIST1D} (or "
+              "lookahead-keras[mnist1d])")
     try:
         from importlib import metadata
         version = metadata.version("mnist1d")
@@ -242,10 +241,9 @@ def load_mnist1d():
     data = make_dataset(get_dataset_args())
     x, y, x_test, y_test = (np.asarray(data[key], "float32" if key.startswith("x") else "int32")
                             for key in ("x", "y", "x_test", "y_test"))
-    description = "MNIST-1D (mnist1d {}, generated): {} train / {} test samples, {} features, " \
-                  "{} classes (validation = its test split)".format(
-                      version, len(x), len(x_test), x.shape[1],
-                      len(np.unique(y)))
+    description = f"MNIST-1D (mnist1d {version}, generated): {len(x)} train / " \
+                  f"{len(x_test)} test samples, {x.shape[1]} features, " \
+                  f"{len(np.unique(y))} classes (validation = its test split)"
     return x, y, x_test, y_test, description
 
 
@@ -310,19 +308,20 @@ def _labels(y, n):
     elif y.ndim == 2 and y.shape[1] > 1 and len(y) == n:
         rows = np.asarray(y, "float64") if y.dtype.kind in "biuf" else None
         if rows is None or not (np.isin(rows, (0, 1)).all() and (rows.sum(axis=1) == 1).all()):
-            _fail("`y` of shape {} must be one-hot rows (one 1 per row). Received: other "
-                  "values".format(y.shape))
+            _fail(f"`y` of shape {y.shape} must be one-hot rows (one 1 per row). Received: other "
+                  "values")
         y = rows.argmax(axis=1)
     if y.ndim != 1 or len(y) != n:
-        _fail("`y` must hold one label per sample of `x`. Received: y of shape {} for {} "
-              "samples".format(y.shape, n))
+        _fail(f"`y` must hold one label per sample of `x`. Received: y of shape {y.shape} for {n} "
+              "samples")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(np.mod(y, 1) == 0):
+            example = float(y[np.flatnonzero(~np.isfinite(y) | (np.mod(
+                np.nan_to_num(y), 1) != 0))[0]])
             _fail("`y` must hold integer labels (or strings). Received: float values such "
-                  "as {!r}".format(float(y[np.flatnonzero(~np.isfinite(y) | (np.mod(
-                      np.nan_to_num(y), 1) != 0))[0]])))
+                  f"as {example!r}")
     elif y.dtype.kind not in "biuUSO":
-        _fail("`y` must hold integer labels or strings. Received: dtype {}".format(y.dtype))
+        _fail(f"`y` must hold integer labels or strings. Received: dtype {y.dtype}")
     classes, index = np.unique(y.astype(str) if y.dtype.kind == "O" else y, return_inverse=True)
     return index.astype("int32"), [c.item() if hasattr(c, "item") else c for c in classes]
 
@@ -367,9 +366,10 @@ class Progress:
         if not self.enabled:
             return
         filled = self.WIDTH * self.done // self.total
-        self.stream.write("\r[{}{}] {}/{} epochs, {:.0f} s: {}\x1b[K".format(
-            "#" * filled, "." * (self.WIDTH - filled), self.done, self.total,
-            time.time() - self.start, label))
+        bar, rest = "#" * filled, "." * (self.WIDTH - filled)
+        elapsed = time.time() - self.start
+        self.stream.write(
+            f"\r[{bar}{rest}] {self.done}/{self.total} epochs, {elapsed:.0f} s: {label}\x1b[K")
         self.stream.flush()
 
     def clear(self):
@@ -459,11 +459,12 @@ def format_table(rows):
     header = ("optimizer", "val accuracy", "val loss", "train loss", "train s/epoch")
     lines = [header]
     for r in rows:
+        mean, std = r["seconds_per_epoch_mean"], r["seconds_per_epoch_std"]
         lines.append((r["optimizer"],) + tuple(
+
             "{:.4f} ± {:.4f}".format(r[key + "_mean"], r[key + "_std"])
             for key in ("val_accuracy", "val_loss", "loss")) +
-            ("{:.3f} ± {:.3f}".format(r["seconds_per_epoch_mean"],
-                                      r["seconds_per_epoch_std"]),))
+            (f"{mean:.3f} ± {std:.3f}",))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths)))
@@ -509,12 +510,13 @@ def write_csv(runs, path):
             h = r["history"]
             for epoch in range(len(h["loss"])):
                 writer.writerow([r["optimizer"], r["seed"], epoch + 1] +
-                                ["{:.6g}".format(h[key][epoch]) for key in COLUMNS[3:]])
+                                [f"{h[key][epoch]:.6g}" for key in COLUMNS[3:]])
 
 
 def describe_model(args):
     if args.model == "mlp":
-        return "mlp, hidden {}".format(",".join(map(str, args.hidden)))
+        hidden = ",".join(map(str, args.hidden))
+        return f"mlp, hidden {hidden}"
     return args.model
 
 
@@ -525,47 +527,46 @@ def keras_stack(args):
     try:
         keras = compat.keras_module()
     except ImportError as err:
-        raise SystemExit("Keras could not be imported: {}. Keras 3 imports the backend that "
+        raise SystemExit(f"Keras could not be imported: {err}. Keras 3 imports the backend that "
                          "KERAS_BACKEND names (TensorFlow if it is unset): name an installed "
-                         "one with --backend jax, tensorflow or torch.".format(err))
+                         "one with --backend jax, tensorflow or torch.")
     backend = keras.backend.backend() if hasattr(keras.backend, "backend") else "tensorflow"
     # tf.keras 2.13+ is an API module without __version__; its package (keras) has one
     version = getattr(keras, "__version__", None) or getattr(
         sys.modules.get(keras.__name__.split(".")[0]), "__version__", "(version unknown)")
     if args.backend is not None and backend != args.backend:
-        raise SystemExit("`--backend {}` needs Keras 3; this Keras ({} {}) runs on {} only."
-                         .format(args.backend, keras.__name__, version, backend))
-    return keras, "Keras {} ({})".format(version, backend)
+        raise SystemExit(f"`--backend {args.backend}` needs Keras 3; this Keras "
+                         f"({keras.__name__} {version}) runs on {backend} only.")
+    return keras, f"Keras {version} ({backend})"
 
 
 def run(args):
     """Everything but the argument parsing; returns the summary (also written as JSON)."""
     keras, stack = keras_stack(args)
     x_train, y_train, x_val, y_val, description = load_data(args.data, args.val_fraction)
-    config = "{}, {} epochs, batch {} ({}), {} seeds, k={}, alpha={}, s={}, h={}, " \
-             "Lookahead validated on {} weights".format(
-                 describe_model(args), args.epochs, args.batch_size, args.batch_order,
-                 args.seeds, args.k, args.alpha, args.s, args.h, args.eval_weights)
-    print("{} | {}\n{}".format(stack, description, config), flush=True)
+    config = f"{describe_model(args)}, {args.epochs} epochs, batch {args.batch_size} " \
+             f"({args.batch_order}), {args.seeds} seeds, k={args.k}, alpha={args.alpha}, " \
+             f"s={args.s}, h={args.h}, Lookahead validated on {args.eval_weights} weights"
+    print(f"{stack} | {description}\n{config}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     data = (x_train, y_train, x_val, y_val)
     runs, total, start = [], len(args.optimizers) * args.seeds, time.time()
     progress = Progress(total, args.epochs, enabled=not args.quiet)
     for seed in range(args.seeds):
         for name in args.optimizers:
-            label = "{} seed {}, epoch ".format(name, seed)
+            label = f"{name} seed {seed}, epoch "
             history = train_one(keras, name, seed, data, args, on_epoch=lambda epoch, label=label:
-                                progress.epoch("{}{}/{}".format(label, epoch + 1, args.epochs)))
+                                progress.epoch(f"{label}{epoch + 1}/{args.epochs}"))
             runs.append({"optimizer": name, "seed": seed, "history": history})
             progress.clear()
             if not args.quiet:
-                print("[{:>{w}}/{}] {:<16} seed {}: val accuracy {:.4f}, val loss {:.4f}, "
-                      "{:.1f} s  ({:.0f} s so far)".format(
-                          len(runs), total, name, seed, history["val_accuracy"][-1],
-                          history["val_loss"][-1], sum(history["seconds"]),
-                          time.time() - start, w=len(str(total))), flush=True)
+                accuracy, loss = history["val_accuracy"][-1], history["val_loss"][-1]
+                seconds, so_far, w = sum(history["seconds"]), time.time() - start, len(str(total))
+                print(f"[{len(runs):>{w}}/{total}] {name:<16} seed {seed}: val accuracy "
+                      f"{accuracy:.4f}, val loss {loss:.4f}, {seconds:.1f} s  "
+                      f"({so_far:.0f} s so far)", flush=True)
     rows = summarize(runs, args.optimizers)
-    print("\nfinal epoch, mean ± std over {} seeds:\n{}".format(args.seeds, format_table(rows)))
+    print(f"\nfinal epoch, mean ± std over {args.seeds} seeds:\n{format_table(rows)}")
     summary = {"stack": stack, "data": description, "config": vars(args), "table": rows,
                "runs": runs}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
@@ -575,12 +576,14 @@ def run(args):
     if not args.no_plot:
         try:
             plot(runs, args.optimizers, os.path.join(args.out, "curves.png"),
-                 "{} | {}\n{}".format(stack, description, config))
+                 f"{stack} | {description}\n{config}")
             written.insert(0, "curves.png")
         except ImportError:
             print("matplotlib is not installed: no curves.png (pip install matplotlib, or "
                   "--no-plot to silence this)")
-    print("wrote {} in {}".format(", ".join(written), os.path.abspath(args.out)))
+    files = ", ".join(written)
+    print(f"wrote {files} in {os.path.abspath(args.out)}")
+
     return summary
 
 
@@ -598,7 +601,7 @@ def new_parser(prog, doc):
     parser = _Parser(prog=prog, description=doc.split("\n\n")[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version",
-                        version="lookahead-keras {}".format(__version__))
+                        version=f"lookahead-keras {__version__}")
     return parser
 
 
