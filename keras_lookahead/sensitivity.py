@@ -48,8 +48,8 @@ def _list(kind, option):
             values = []
         if not values or len(set(values)) != len(values):
             raise argparse.ArgumentTypeError(
-                "`{}` must be a comma-separated list of distinct numbers > 0. Received: {!r}"
-                .format(option, text))
+                f"`{option}` must be a comma-separated list of distinct numbers > 0. "
+                f"Received: {text!r}")
         return values
     return parse
 
@@ -63,7 +63,7 @@ def _alphas(text):
     if not values or len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(
             "`--alphas` must be a comma-separated list of distinct numbers in [0, 1]. "
-            "Received: {!r}".format(text))
+            f"Received: {text!r}")
     return values
 
 
@@ -118,9 +118,9 @@ def add_arguments(parser):
 def _names(text):
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names or len(set(names)) != len(names) or not set(names) <= set(INNERS):
+        inners = ", ".join(INNERS)
         raise argparse.ArgumentTypeError(
-            "`--inner` must name distinct inner optimizers among {}. Received: {!r}".format(
-                ", ".join(INNERS), text))
+            f"`--inner` must name distinct inner optimizers among {inners}. Received: {text!r}")
     return names
 
 
@@ -131,7 +131,7 @@ def configurations(args):
     for inner in args.inner:
         for lr in getattr(args, inner + "_lrs"):
             found += [("lr", inner, lr, None, None), ("lr", inner, lr, args.k, args.alpha)]
-        at = getattr(args, "at_{}_lr".format(inner))
+        at = getattr(args, f"at_{inner}_lr")
         found.append(("k-alpha", inner, at, None, None))
         found += [("k-alpha", inner, at, k, alpha) for k in args.ks for alpha in args.alphas]
     return found
@@ -139,8 +139,8 @@ def configurations(args):
 
 def label(inner, lr, k, alpha):
     if alpha is None:
-        return "{}@{:g}".format(inner, lr)
-    return "lookahead-{}@{:g},k={},alpha={:g}".format(inner, lr, k, alpha)
+        return f"{inner}@{lr:g}"
+    return f"lookahead-{inner}@{lr:g},k={k},alpha={alpha:g}"
 
 
 def _train_args(args, inner, lr, k, alpha):
@@ -161,13 +161,12 @@ def run(args):
     # a configuration of both phases (the k x alpha grid's point at the k, alpha and learning
     # rate of the first) trains once
     unique = list(dict.fromkeys(label(*c[1:]) for c in configs))
-    config = "{}, {} epochs, batch {} ({}), {} seeds, sgd momentum {}; Lookahead({}, {}) over " \
-             "the learning rates, k in {} x alpha in {} at sgd {:g} / adam {:g}; evaluated on " \
-             "the slow weights".format(
-                 compare.describe_model(args), args.epochs, args.batch_size, args.batch_order,
-                 args.seeds, args.sgd_momentum, args.k, args.alpha, args.ks, args.alphas,
-                 args.at_sgd_lr, args.at_adam_lr)
-    print("{} | {}\n{}".format(stack, description, config), flush=True)
+    config = f"{compare.describe_model(args)}, {args.epochs} epochs, batch {args.batch_size} " \
+             f"({args.batch_order}), {args.seeds} seeds, sgd momentum {args.sgd_momentum}; " \
+             f"Lookahead({args.k}, {args.alpha}) over the learning rates, k in {args.ks} x " \
+             f"alpha in {args.alphas} at sgd {args.at_sgd_lr:g} / adam {args.at_adam_lr:g}; " \
+             "evaluated on the slow weights"
+    print(f"{stack} | {description}\n{config}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     settings = {label(*c[1:]): c[1:] for c in configs}
     runs, total, start = [], len(unique) * args.seeds, time.time()
@@ -176,17 +175,19 @@ def run(args):
         for name in unique:
             inner, lr, k, alpha = settings[name]
             optimizer = inner if alpha is None else "lookahead-" + inner
-            text = "{} seed {}, epoch ".format(name, seed)
+            text = f"{name} seed {seed}, epoch "
             history = compare.train_one(
                 keras, optimizer, seed, data, _train_args(args, inner, lr, k, alpha),
-                on_epoch=lambda epoch, text=text: progress.epoch("{}{}/{}".format(
-                    text, epoch + 1, args.epochs)))
+                on_epoch=lambda epoch, text=text: progress.epoch(
+                    f"{text}{epoch + 1}/{args.epochs}"))
             runs.append({"optimizer": name, "seed": seed, "history": history})
             progress.clear()
             if not args.quiet:
-                print("[{:>{w}}/{}] {:<34} seed {}: val accuracy {:.4f}  ({:.0f} s so far)"
-                      .format(len(runs), total, name, seed, history["val_accuracy"][-1],
-                              time.time() - start, w=len(str(total))), flush=True)
+                accuracy, so_far = history["val_accuracy"][-1], time.time() - start
+                w = len(str(total))
+
+                print(f"[{len(runs):>{w}}/{total}] {name:<34} seed {seed}: val accuracy "
+                      f"{accuracy:.4f}  ({so_far:.0f} s so far)", flush=True)
     wall = time.time() - start
     by_name = {row["optimizer"]: row for row in compare.summarize(runs, unique)}
     rows = []
@@ -201,7 +202,7 @@ def run(args):
                      "train_loss_mean": row["loss_mean"], "train_loss_std": row["loss_std"]})
     spread = spreads(rows)
     print("\n" + format_table(rows, spread))
-    print("wall time: {:.0f} s".format(wall))
+    print(f"wall time: {wall:.0f} s")
     summary = {"stack": stack, "data": description, "config": vars(args),
                "wall_seconds": wall, "table": rows, "spread": spread}
     with open(os.path.join(args.out, "sensitivity.json"), "w") as f:
@@ -210,19 +211,19 @@ def run(args):
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: "{:.6g}".format(value) if isinstance(value, float) else value
+            writer.writerow({key: f"{value:.6g}" if isinstance(value, float) else value
                              for key, value in row.items()})
     compare.write_csv(runs, os.path.join(args.out, "runs.csv"))
     written = ["sensitivity.csv", "sensitivity.json", "runs.csv"]
     if not args.no_plot:
         try:
             plot(rows, args, os.path.join(args.out, "sensitivity.png"),
-                 "{} | {}\n{}".format(stack, description, config))
+                 f"{stack} | {description}\n{config}")
             written.insert(0, "sensitivity.png")
         except ImportError:
             print("matplotlib is not installed: no sensitivity.png (pip install matplotlib, or "
                   "--no-plot to silence this)")
-    print("wrote {} in {}".format(", ".join(written), os.path.abspath(args.out)))
+    print(f"wrote {', '.join(written)} in {os.path.abspath(args.out)}")
     return summary
 
 
@@ -246,23 +247,24 @@ def format_table(rows, spread):
     for inner in dict.fromkeys(r["inner"] for r in rows):
         mine = [r for r in rows if r["phase"] == "lr" and r["inner"] == inner]
         lrs = list(dict.fromkeys(r["lr"] for r in mine))
-        lines.append("{:<24}".format(inner + " lr") + "".join("{:>14g}".format(lr)
-                                                             for lr in lrs))
+        title = inner + " lr"
+        lines.append(f"{title:<24}" + "".join(f"{lr:>14g}" for lr in lrs))
         for variant in ("bare", "lookahead"):
             cells = ["{:>14}".format("{:.1f} ± {:.1f}".format(100 * r["accuracy_mean"],
                                                                100 * r["accuracy_std"]))
                      for lr in lrs for r in mine if r["lr"] == lr and r["variant"] == variant]
-            lines.append("{:<24}".format("  " + variant) + "".join(cells))
+            title = "  " + variant
+            lines.append(f"{title:<24}" + "".join(cells))
         for s in spread:
             if s["inner"] == inner:
-                lines.append("  {} over the grid: best {:.1f}, worst {:.1f}, best - worst {:.1f}, "
-                             "mean {:.1f}".format(s["variant"], 100 * s["best"],
-                                                  100 * s["worst"],
-                                                  100 * s["best_minus_worst"],
-                                                  100 * s["mean_over_grid"]))
+                which, best, worst = s["variant"], 100 * s["best"], 100 * s["worst"]
+                gap, mean = 100 * s["best_minus_worst"], 100 * s["mean_over_grid"]
+                lines.append(f"  {which} over the grid: best {best:.1f}, worst {worst:.1f}, "
+                             f"best - worst {gap:.1f}, mean {mean:.1f}")
         grid = [r for r in rows if r["phase"] == "k-alpha" and r["inner"] == inner]
         if grid:
-            lines.append("  at lr {:g}: ".format(grid[0]["lr"]) + ", ".join(
+            at = grid[0]["lr"]
+            lines.append(f"  at lr {at:g}: " + ", ".join(
                 "{} {:.1f} ± {:.1f}".format(
                     "bare" if r["alpha"] is None else "k={} alpha={:g}".format(r["k"],
                                                                                r["alpha"]),
@@ -286,17 +288,17 @@ def plot(rows, args, path, title):
             lrs = np.array([r["lr"] for r in mine])
             mean = 100 * np.array([r["accuracy_mean"] for r in mine])
             std = 100 * np.array([r["accuracy_std"] for r in mine])
-            name = inner if variant == "bare" else "Lookahead(k={}, alpha={:g}) around {}".format(
-                args.k, args.alpha, inner)
+            name = inner if variant == "bare" else (
+                f"Lookahead(k={args.k}, alpha={args.alpha:g}) around {inner}")
             ax.plot(lrs, mean, "o-" if variant == "lookahead" else "s--",
                     color=colors[variant], label=name)
             ax.fill_between(lrs, mean - std, mean + std, color=colors[variant], alpha=0.2,
                             linewidth=0)
         ax.set_xscale("log")
-        ax.set_xlabel("{} learning rate".format(
-            "SGD (momentum {:g})".format(args.sgd_momentum) if inner == "sgd" else "Adam"))
+        inner_name = f"SGD (momentum {args.sgd_momentum:g})" if inner == "sgd" else "Adam"
+        ax.set_xlabel(f"{inner_name} learning rate")
         ax.set_ylabel("final test accuracy (%)")
-        ax.set_title("inner optimizer: {}".format(inner))
+        ax.set_title(f"inner optimizer: {inner}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="lower center", fontsize="small")
     ax = axes[-1]
@@ -312,8 +314,10 @@ def plot(rows, args, path, title):
                color=["tab:blue" if r["alpha"] is None else "tab:orange" for r in mine])
         ticks += list(x)
         tick_names += names
-        ax.text(x.mean(), 1.02, "{} at lr {:g}".format(inner, mine[0]["lr"]), ha="center",
+        at = mine[0]["lr"]
+        ax.text(x.mean(), 1.02, f"{inner} at lr {at:g}", ha="center",
                 transform=ax.get_xaxis_transform(), fontsize="small")
+
     low = min(100 * (r["accuracy_mean"] - r["accuracy_std"]) for r in grid)
     ax.set_ylim(max(0, low - 5), 100)
     ax.set_xticks(ticks)
