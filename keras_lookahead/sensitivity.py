@@ -185,7 +185,6 @@ def run(args):
             if not args.quiet:
                 accuracy, so_far = history["val_accuracy"][-1], time.time() - start
                 w = len(str(total))
-
                 print(f"[{len(runs):>{w}}/{total}] {name:<34} seed {seed}: val accuracy "
                       f"{accuracy:.4f}  ({so_far:.0f} s so far)", flush=True)
     wall = time.time() - start
@@ -317,7 +316,6 @@ def plot(rows, args, path, title):
         at = mine[0]["lr"]
         ax.text(x.mean(), 1.02, f"{inner} at lr {at:g}", ha="center",
                 transform=ax.get_xaxis_transform(), fontsize="small")
-
     low = min(100 * (r["accuracy_mean"] - r["accuracy_std"]) for r in grid)
     ax.set_ylim(max(0, low - 5), 100)
     ax.set_xticks(ticks)
