@@ -407,8 +407,9 @@ def _register_for_tf_addons():
     (``register_keras_serializable`` raises), so that registering ours there would make a later
     ``import tensorflow_addons`` fail: there it is registered only where TF Addons is not
     installed (else ``custom_objects={"Addons>Lookahead": LookaheadOptimizer}``)."""
-    from keras_lookahead.compat import _minor
-    if _minor(tf.__version__) >= (2, 16):
+    from keras_lookahead.compat import _installed, _minor
+    stack, _ = _installed()
+    if stack is None or stack.keras != "tf.keras":  # tf_keras (TF 2.16+): after TF Addons
         return
     objects = tf.keras.utils.get_custom_objects()
     if ADDONS_NAME in objects:
