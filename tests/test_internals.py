@@ -99,7 +99,8 @@ def _private_names_used():
                     (own if isinstance(node.ctx, ast.Store) else used).add(node.attr)
                 elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
                         "getattr", "hasattr", "setattr") and len(node.args) > 1:
-                    value = getattr(node.args[1], "value", getattr(node.args[1], "s", None))
+                    name = node.args[1]  # a Constant from Python 3.8; a Str (.s) on 3.7
+                    value = name.value if hasattr(name, "value") else getattr(name, "s", None)
                     if isinstance(value, str):
                         used.add(value)
 
