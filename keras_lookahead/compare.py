@@ -247,14 +247,18 @@ def load_mnist1d():
     return x, y, x_test, y_test, description
 
 
-def _torch_dense(keras, units, fan_in, **kwargs):
-    """A Dense layer initialized as PyTorch's nn.Linear: weights and bias uniform in
-    +-1/sqrt(fan_in)."""
+def _torch_init(keras, fan_in):
+    """The initializers of PyTorch's nn.Linear / nn.Conv1d for a layer of ``fan_in`` inputs
+    per output: weights and bias uniform in +-1/sqrt(fan_in)."""
     bound = float(fan_in) ** -0.5
-    return keras.layers.Dense(
-        units, kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3, "fan_in",
+    return {"kernel_initializer": keras.initializers.VarianceScaling(1.0 / 3, "fan_in",
                                                                      "uniform"),
-        bias_initializer=keras.initializers.RandomUniform(-bound, bound), **kwargs)
+            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
+
+
+def _torch_dense(keras, units, fan_in, **kwargs):
+    """A Dense layer initialized as PyTorch's nn.Linear."""
+    return keras.layers.Dense(units, **_torch_init(keras, fan_in), **kwargs)
 
 
 def build_model(keras, name, features, classes, hidden=(64,)):
@@ -278,12 +282,9 @@ def build_model(keras, name, features, classes, hidden=(64,)):
     if name == "cnn":  # ConvBase: Conv1d(1, 25, 5, stride 2, padding 1), then two of kernel 3
         channels, length = 1, features
         for kernel in (5, 3, 3):
-            bound = float(channels * kernel) ** -0.5
             h = layers.ZeroPadding1D(1)(h)
             h = layers.Conv1D(25, kernel, strides=2, activation="relu",
-                              kernel_initializer=keras.initializers.VarianceScaling(
-                                  1.0 / 3, "fan_in", "uniform"),
-                              bias_initializer=keras.initializers.RandomUniform(-bound, bound))(h)
+                              **_torch_init(keras, channels * kernel))(h)
             channels, length = 25, (length + 2 - kernel) // 2 + 1
         fan_in = channels * length  # 125 on MNIST-1D's 40 features
     else:  # GRUBase: bidirectional GRU(6) over the 40 steps, its outputs flattened
@@ -461,7 +462,6 @@ def format_table(rows):
     for r in rows:
         mean, std = r["seconds_per_epoch_mean"], r["seconds_per_epoch_std"]
         lines.append((r["optimizer"],) + tuple(
-
             "{:.4f} ± {:.4f}".format(r[key + "_mean"], r[key + "_std"])
             for key in ("val_accuracy", "val_loss", "loss")) +
             (f"{mean:.3f} ± {std:.3f}",))
@@ -540,6 +540,30 @@ def keras_stack(args):
     return keras, f"Keras {version} ({backend})"
 
 
+def train_all(keras, data, args, jobs, width=16):
+    """Every job once per seed (``args.seeds``), seed by seed, with the progress bar and a line
+    per run (the label padded to ``width``). ``jobs``: ``[(label, optimizer name, the arguments
+    train_one reads)]``. Returns ``(runs, seconds)``: per run ``{"optimizer": label, "seed",
+    "history"}``, in order."""
+    runs, total, start = [], len(jobs) * args.seeds, time.time()
+    progress = Progress(total, args.epochs, enabled=not args.quiet)
+    for seed in range(args.seeds):
+        for label, name, job_args in jobs:
+            text = f"{label} seed {seed}, epoch "
+            history = train_one(keras, name, seed, data, job_args,
+                                on_epoch=lambda epoch, text=text: progress.epoch(
+                                    f"{text}{epoch + 1}/{args.epochs}"))
+            runs.append({"optimizer": label, "seed": seed, "history": history})
+            progress.clear()
+            if not args.quiet:
+                accuracy, loss = history["val_accuracy"][-1], history["val_loss"][-1]
+                seconds, so_far, w = sum(history["seconds"]), time.time() - start, len(str(total))
+                print(f"[{len(runs):>{w}}/{total}] {label:<{width}} seed {seed}: val accuracy "
+                      f"{accuracy:.4f}, val loss {loss:.4f}, {seconds:.1f} s  "
+                      f"({so_far:.0f} s so far)", flush=True)
+    return runs, time.time() - start
+
+
 def run(args):
     """Everything but the argument parsing; returns the summary (also written as JSON)."""
     keras, stack = keras_stack(args)
@@ -550,21 +574,7 @@ def run(args):
     print(f"{stack} | {description}\n{config}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     data = (x_train, y_train, x_val, y_val)
-    runs, total, start = [], len(args.optimizers) * args.seeds, time.time()
-    progress = Progress(total, args.epochs, enabled=not args.quiet)
-    for seed in range(args.seeds):
-        for name in args.optimizers:
-            label = f"{name} seed {seed}, epoch "
-            history = train_one(keras, name, seed, data, args, on_epoch=lambda epoch, label=label:
-                                progress.epoch(f"{label}{epoch + 1}/{args.epochs}"))
-            runs.append({"optimizer": name, "seed": seed, "history": history})
-            progress.clear()
-            if not args.quiet:
-                accuracy, loss = history["val_accuracy"][-1], history["val_loss"][-1]
-                seconds, so_far, w = sum(history["seconds"]), time.time() - start, len(str(total))
-                print(f"[{len(runs):>{w}}/{total}] {name:<16} seed {seed}: val accuracy "
-                      f"{accuracy:.4f}, val loss {loss:.4f}, {seconds:.1f} s  "
-                      f"({so_far:.0f} s so far)", flush=True)
+    runs, _ = train_all(keras, data, args, [(name, name, args) for name in args.optimizers])
     rows = summarize(runs, args.optimizers)
     print(f"\nfinal epoch, mean ± std over {args.seeds} seeds:\n{format_table(rows)}")
     summary = {"stack": stack, "data": description, "config": vars(args), "table": rows,
@@ -583,7 +593,6 @@ def run(args):
                   "--no-plot to silence this)")
     files = ", ".join(written)
     print(f"wrote {files} in {os.path.abspath(args.out)}")
-
     return summary
 
 

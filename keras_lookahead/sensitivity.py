@@ -24,7 +24,6 @@ import csv
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -37,9 +36,9 @@ FIELDS = ("phase", "inner", "variant", "lr", "k", "alpha", "seeds", "accuracy_me
           "accuracy_std", "loss_mean", "loss_std", "train_loss_mean", "train_loss_std")
 
 
-def _list(kind, option):
-    parse_one = compare._positive(kind)
-
+def _list(parse_one, option, rule):
+    """An argparse type: a comma-separated list of distinct values, each read by
+    ``parse_one`` (a compare argparse type), refused as a whole ("numbers {rule}")."""
     def parse(text):
         parts = [p.strip() for p in str(text).split(",") if p.strip()]
         try:
@@ -48,23 +47,10 @@ def _list(kind, option):
             values = []
         if not values or len(set(values)) != len(values):
             raise argparse.ArgumentTypeError(
-                f"`{option}` must be a comma-separated list of distinct numbers > 0. "
+                f"`{option}` must be a comma-separated list of distinct numbers {rule}. "
                 f"Received: {text!r}")
         return values
     return parse
-
-
-def _alphas(text):
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        values = [compare._unit(p) for p in parts]
-    except argparse.ArgumentTypeError:
-        values = []
-    if not values or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(
-            "`--alphas` must be a comma-separated list of distinct numbers in [0, 1]. "
-            f"Received: {text!r}")
-    return values
 
 
 def add_arguments(parser):
@@ -86,20 +72,22 @@ def add_arguments(parser):
     train.add_argument("--sgd-momentum", type=compare._momentum, default=0.9,
                        help="momentum of sgd")
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--inner", default="sgd,adam",
-                      type=lambda text: _names(text),
+    grid.add_argument("--inner", default="sgd,adam", type=_names,
                       help="the inner optimizers, comma-separated: sgd (with momentum), adam")
-    grid.add_argument("--sgd-lrs", type=_list(float, "--sgd-lrs"), default=DEFAULT_LRS["sgd"],
-                      help="learning rates of sgd")
-    grid.add_argument("--adam-lrs", type=_list(float, "--adam-lrs"),
+    positive_float = compare._positive(float)
+    grid.add_argument("--sgd-lrs", type=_list(positive_float, "--sgd-lrs", "> 0"),
+                      default=DEFAULT_LRS["sgd"], help="learning rates of sgd")
+    grid.add_argument("--adam-lrs", type=_list(positive_float, "--adam-lrs", "> 0"),
                       default=DEFAULT_LRS["adam"], help="learning rates of adam")
     grid.add_argument("--k", type=compare._positive(int), default=5,
                       help="Lookahead's k over the learning rates")
     grid.add_argument("--alpha", type=compare._unit, default=0.5,
                       help="Lookahead's alpha over the learning rates")
-    grid.add_argument("--ks", type=_list(int, "--ks"), default="5,10",
+    grid.add_argument("--ks", type=_list(compare._positive(int), "--ks", "> 0"),
+                      default="5,10",
                       help="the k of the k x alpha grid")
-    grid.add_argument("--alphas", type=_alphas, default="0.5,0.8",
+    grid.add_argument("--alphas", type=_list(compare._unit, "--alphas", "in [0, 1]"),
+                      default="0.5,0.8",
                       help="the alpha of the k x alpha grid")
     grid.add_argument("--at-sgd-lr", type=compare._positive(float), default=0.1,
                       help="sgd's learning rate in the k x alpha grid")
@@ -169,25 +157,12 @@ def run(args):
     print(f"{stack} | {description}\n{config}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     settings = {label(*c[1:]): c[1:] for c in configs}
-    runs, total, start = [], len(unique) * args.seeds, time.time()
-    progress = compare.Progress(total, args.epochs, enabled=not args.quiet)
-    for seed in range(args.seeds):
-        for name in unique:
-            inner, lr, k, alpha = settings[name]
-            optimizer = inner if alpha is None else "lookahead-" + inner
-            text = f"{name} seed {seed}, epoch "
-            history = compare.train_one(
-                keras, optimizer, seed, data, _train_args(args, inner, lr, k, alpha),
-                on_epoch=lambda epoch, text=text: progress.epoch(
-                    f"{text}{epoch + 1}/{args.epochs}"))
-            runs.append({"optimizer": name, "seed": seed, "history": history})
-            progress.clear()
-            if not args.quiet:
-                accuracy, so_far = history["val_accuracy"][-1], time.time() - start
-                w = len(str(total))
-                print(f"[{len(runs):>{w}}/{total}] {name:<34} seed {seed}: val accuracy "
-                      f"{accuracy:.4f}  ({so_far:.0f} s so far)", flush=True)
-    wall = time.time() - start
+    jobs = []
+    for name in unique:
+        inner, lr, k, alpha = settings[name]
+        optimizer = inner if alpha is None else "lookahead-" + inner
+        jobs.append((name, optimizer, _train_args(args, inner, lr, k, alpha)))
+    runs, wall = compare.train_all(keras, data, args, jobs, width=34)
     by_name = {row["optimizer"]: row for row in compare.summarize(runs, unique)}
     rows = []
     for phase, inner, lr, k, alpha in configs:
