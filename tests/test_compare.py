@@ -116,12 +116,17 @@ def test_lookahead_changes_the_run(default_run, tmp_path):
 ])
 def test_bad_arguments(argv, message, capsys):
     """Checked when parsed, before any data is read or any training: one line, exit code 2."""
+    _assert_refused(lambda: compare.main(argv), message, capsys)
+
+
+def _assert_refused(call, message, capsys, prog=compare.PROG):
+    """``call()`` exits with code 2 and one line on stderr, ``<prog>: error: ...message...``."""
     with pytest.raises(SystemExit) as exit_:
-        compare.main(argv)
+        call()
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert message in err
-    assert err.count("\n") == 1 and err.startswith("lookahead-keras compare: error: ")
+    assert message in err, err
+    assert err.count("\n") == 1 and err.startswith(prog + ": error: "), err
 
 
 def test_version_and_help(capsys):
@@ -143,11 +148,7 @@ def test_version_and_help(capsys):
 def _refused(tmp_path, capsys, message, **arrays):
     path = str(tmp_path / "data.npz")
     np.savez(path, **arrays)
-    with pytest.raises(SystemExit) as exit_:
-        compare.load_data(path, 0.3)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err, err
+    _assert_refused(lambda: compare.load_data(path, 0.3), message, capsys)
 
 
 def test_bad_data_is_refused(tmp_path, capsys):
@@ -299,11 +300,8 @@ def test_mnist1d_defaults_and_an_option_given_wins(capsys):
 
 def test_mnist1d_missing_is_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
-    with pytest.raises(SystemExit) as exit_:
-        compare.load_data("mnist1d", 0.3)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install mnist1d==0.0.2.post1" in err, err
+    _assert_refused(lambda: compare.load_data("mnist1d", 0.3), "pip install mnist1d==0.0.2.post1",
+                    capsys)
 
 
 def test_mnist1d_loader():
@@ -398,9 +396,4 @@ def test_sensitivity_tiny_grid(default_run, tmp_path, capsys):
     (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
 ])
 def test_sensitivity_bad_arguments(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        sensitivity.main(argv)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err
-    assert err.count("\n") == 1 and err.startswith("lookahead-keras sensitivity: error: ")
+    _assert_refused(lambda: sensitivity.main(argv), message, capsys, sensitivity.PROG)
