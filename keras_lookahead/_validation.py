@@ -66,7 +66,6 @@ def lookahead_arguments(k, alpha, kwargs):
                 raise ValueError(
                     f"Pass `{ours}` or `{theirs}`, not both: they are the same argument ({theirs} "
                     f"is TF Addons' name for it). Received: {ours}={value!r}, {theirs}={other!r}")
-
             name, value = theirs, other
         found.append((name, value.value if isinstance(value, _Default) else value))
     (k_name, k), (alpha_name, alpha) = found

@@ -273,8 +273,10 @@ def _wrapper_in_range(stack, version):
 
 
 def _importable(name):
+    """Whether ``import name`` can succeed: imported already, or found on the path; not where
+    ``sys.modules`` holds None for it (an import is blocked, raising ImportError)."""
     if name in sys.modules:
-        return True
+        return sys.modules[name] is not None
     try:
         return importlib.util.find_spec(name) is not None
     except ValueError:  # a module without __spec__ (TensorFlow 1.14's lazy loader)

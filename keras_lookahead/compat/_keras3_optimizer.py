@@ -69,7 +69,6 @@ class LookaheadOptimizer(InnerPassThrough, keras.optimizers.Optimizer):
                 f"`optimizer` must be a plain optimizer, not a wrapper such as {kind}: wrap the "
                 f"LookaheadOptimizer in it instead ({kind}(LookaheadOptimizer(...)); Keras does "
                 f"so itself under a mixed_float16 policy). Received: optimizer={inner!r}")
-
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner
         self.k, self.alpha, self.pullback = k, alpha, pullback
@@ -149,5 +148,4 @@ def _get_optimizer(optimizer):
         raise ValueError(
             f"`optimizer` must be a Keras {keras.__version__} optimizer, its name or its config. "
             f"Received: optimizer={optimizer!r}")
-
     return found

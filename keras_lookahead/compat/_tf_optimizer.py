@@ -12,9 +12,6 @@ are the wrapper's own variables (``add_weight`` / ``add_slot`` on ``OptimizerV2`
 on the new optimizer), so they are listed in ``weights`` / ``variables`` and saved with it.
 ``learning_rate`` (``lr``) and ``iterations`` are the inner optimizer's.
 """
-import importlib.util
-import sys
-
 import tensorflow as tf
 
 from keras_lookahead._validation import (ALPHA_DEFAULT, K_DEFAULT, TFA_NAMES, check_pullback,
@@ -120,7 +117,6 @@ class _Wrapper(InnerPassThrough):
                 f"`optimizer` must be a plain optimizer, not a wrapper such as {kind}: wrap the "
                 "LookaheadOptimizer in it instead (Keras does so itself under a mixed_float16 "
                 f"policy). Received: optimizer={optimizer!r}")
-
         self.k, self.alpha, self.pullback = k, alpha, pullback
         self._momentum_of = (None if pullback == "none"
                              else _tf.momentum_lookup(optimizer, pullback))
@@ -392,12 +388,6 @@ else:
     LegacyLookaheadOptimizer = LookaheadOptimizer
 
 
-def _not_installed(name):
-    if name in sys.modules:
-        return sys.modules[name] is None  # None: blocked (an import raises ImportError)
-    return importlib.util.find_spec(name) is None
-
-
 def _register_for_tf_addons():
     """Make ``load_model`` read models saved with TF Addons' ``Lookahead`` (registered as
     ``Addons>Lookahead``) without TF Addons: as ``LegacyLookaheadOptimizer``, the wrapper of the
@@ -407,14 +397,14 @@ def _register_for_tf_addons():
     (``register_keras_serializable`` raises), so that registering ours there would make a later
     ``import tensorflow_addons`` fail: there it is registered only where TF Addons is not
     installed (else ``custom_objects={"Addons>Lookahead": LookaheadOptimizer}``)."""
-    from keras_lookahead.compat import _installed, _minor
+    from keras_lookahead.compat import _importable, _installed, _minor
     stack, _ = _installed()
     if stack is None or stack.keras != "tf.keras":  # tf_keras (TF 2.16+): after TF Addons
         return
     objects = tf.keras.utils.get_custom_objects()
     if ADDONS_NAME in objects:
         return
-    if _minor(tf.__version__) < (2, 13) and not _not_installed("tensorflow_addons"):
+    if _minor(tf.__version__) < (2, 13) and _importable("tensorflow_addons"):
         return
     objects[ADDONS_NAME] = LegacyLookaheadOptimizer
 
